@@ -1,0 +1,215 @@
+"""The Ansible side of `ansible_connection: nspawn` (the plugin file is a thin shim).
+
+Per task, Ansible creates one connection object in a forked worker. It builds
+the target spec once (target.py), opens the host hop (an ansible.builtin.ssh or
+ansible.builtin.local instance given the same variables), looks the leader up
+once and reuses it for the task's commands; the next task looks again, so a
+container restarted between tasks is entered at its new leader.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.plugins.loader import connection_loader
+from ansible.utils.display import Display
+
+from . import enter
+from .errors import (ConfigError, ContainerRestarted, NspawnError, RemoteFileNotFound,
+                     TransferError, Unreachable)
+from .host import HostShell, LocalHost, SshHost
+from .target import NspawnTarget, target_from_options
+
+display = Display()
+
+
+def helper_error(target: NspawnTarget, code: str, message: str) -> NspawnError:
+    """Turn the host helper's error code into a typed error with the next step."""
+    where = target.where
+    if code == "leader-changed":
+        return ContainerRestarted(f"{where} stopped or restarted while this task was running "
+                                  f"({message}); the task failed, the next task enters the new "
+                                  "leader")
+    if code == "not-running":
+        return Unreachable(f"{where} is not running or not known to machined: {message}. Start it "
+                           f"on the host (machinectl start {target.container}) or fix "
+                           "ansible_nspawn_container")
+    if code == "not-ready":
+        return Unreachable(f"{where} is running but not booted: {message}. Raise "
+                           "ansible_nspawn_boot_timeout or check `systemctl --failed` in it")
+    if code == "no-directory":
+        return Unreachable(f"{where} cannot be used: {message}. Point ansible_nspawn_directory at "
+                           "the root of an OS tree")
+    if code == "missing-tool":
+        return Unreachable(f"cannot enter {where}: {message}")
+    return Unreachable(f"cannot enter {where}: {code} {message}")
+
+
+def to_ansible_error(err: NspawnError) -> AnsibleError:
+    """The one translation from runtime errors to Ansible's UNREACHABLE/FAILED."""
+    if isinstance(err, RemoteFileNotFound):
+        return AnsibleFileNotFound(str(err))
+    if isinstance(err, (Unreachable, ConfigError)):
+        return AnsibleConnectionFailure(str(err))
+    return AnsibleError(str(err))
+
+
+class Connection(ConnectionBase):
+    # Ansible derives the plugin type from the class name, so it must be "Connection".
+    """Run commands in a systemd-nspawn machine or directory tree, via SSH or locally."""
+
+    transport = "nspawn"
+    has_pipelining = True
+
+    def __init__(self, play_context: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(play_context, *args, **kwargs)
+        self._option_sources: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+        self._target: NspawnTarget | None = None
+        self._host: HostShell | None = None
+        self._leader: tuple[int, int] | None = None
+
+    # -- options: ours are declared in the shim's DOCUMENTATION; the SSH hop
+    # -- resolves its own from the same variables, as a stock ssh host would.
+    def set_options(self, task_keys: t.Any = None, var_options: t.Any = None,
+                    direct: t.Any = None) -> None:
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self._option_sources = (task_keys, var_options, direct)
+
+    def set_become_plugin(self, plugin: t.Any) -> None:
+        super().set_become_plugin(plugin)
+        if self._host is not None:
+            self._hop.set_become_plugin(plugin)
+
+    @property
+    def _hop(self) -> t.Any:
+        host = self._host
+        return host.ssh if isinstance(host, SshHost) else host.local  # type: ignore[union-attr]
+
+    def _connect(self) -> Connection:
+        if self._connected:
+            return self
+        try:
+            self._target = target_from_options(self.get_option)
+        except NspawnError as err:
+            raise to_ansible_error(err) from None
+        hop_name = "ansible.builtin.local" if self._target.local else "ansible.builtin.ssh"
+        hop = connection_loader.get(hop_name, self._play_context, "/dev/null", shell=self._shell)
+        task_keys, var_options, direct = self._option_sources
+        hop.set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        if self.become is not None:
+            hop.set_become_plugin(self.become)
+        self._host = LocalHost(hop) if self._target.local else SshHost(hop)
+        display.vvv(f"ESTABLISH NSPAWN CONNECTION TO {self._target.where}",
+                    host=self._target.container or self._target.host)
+        self._connected = True
+        return self
+
+    @property
+    def target(self) -> NspawnTarget:
+        assert self._target is not None
+        return self._target
+
+    def _display_host(self) -> str:
+        return self.target.container or self.target.directory or self.target.host
+
+    def _check(self, rc: int, stdout: bytes, stderr: bytes) -> None:
+        found = enter.parse_helper_error(rc, stdout, stderr)
+        if found is not None:
+            err = helper_error(self.target, *found)
+            if isinstance(err, ContainerRestarted):
+                self._leader = None
+            raise to_ansible_error(err)
+
+    def _leader_for_task(self) -> tuple[int, int] | None:
+        """Looked up once per task (this object lives for one task in one worker)."""
+        if self.target.is_directory:
+            return None
+        if self._leader is None:
+            assert self._host is not None
+            rc, out, err = self._host.run(enter.lookup_command(self.target), sudoable=False)
+            self._check(rc, out, err)
+            if rc != 0:
+                raise AnsibleConnectionFailure(
+                    f"cannot look up the leader of {self.target.where} (rc={rc}): "
+                    f"{to_text(err or out).strip()}")
+            self._leader = enter.parse_leader(out)
+            display.vvv(f"NSPAWN: leader of {self.target.where} is PID {self._leader[0]}",
+                        host=self._display_host())
+        return self._leader
+
+    def exec_command(self, cmd: str, in_data: bytes | None = None,
+                     sudoable: bool = True) -> tuple[int, bytes, bytes]:
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        display.vvv(f"EXEC ({self.target.where}) {cmd}", host=self._display_host())
+        command = enter.exec_command(self.target, self._leader_for_task(), cmd)
+        assert self._host is not None
+        rc, out, err = self._host.run(command, in_data=in_data, sudoable=sudoable)
+        self._check(rc, out, err)
+        return rc, out, err
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        super().put_file(in_path, out_path)
+        display.vvv(f"PUT {in_path} TO {out_path} IN {self.target.where}",
+                    host=self._display_host())
+        b_in = to_bytes(in_path, errors="surrogate_or_strict")
+        if not os.path.exists(b_in):
+            raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
+        command = enter.put_command(self.target, self._leader_for_task(), out_path)
+        assert self._host is not None
+        with open(b_in, "rb") as source:
+            rc, err = self._host.stream(command, source, None)
+        self._check(rc, b"", err)
+        if rc != 0:
+            self._fail_transfer(rc, err, f"failed to put {in_path} to {out_path} in "
+                                         f"{self.target.where}")
+
+    def fetch_file(self, in_path: str, out_path: str) -> None:
+        super().fetch_file(in_path, out_path)
+        display.vvv(f"FETCH {in_path} FROM {self.target.where} TO {out_path}",
+                    host=self._display_host())
+        command = enter.fetch_command(self.target, self._leader_for_task(), in_path)
+        b_out = to_bytes(out_path, errors="surrogate_or_strict")
+        # Written next to the destination and renamed: no partial file on failure.
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(b_out) or b".", prefix=b".nspawn-fast-")
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                assert self._host is not None
+                rc, err = self._host.stream(command, None, sink)
+            self._check(rc, b"", err)
+            if rc != 0:
+                if b"No such file" in err:
+                    raise to_ansible_error(RemoteFileNotFound(
+                        f"{in_path} does not exist in {self.target.where}"))
+                self._fail_transfer(rc, err, f"failed to fetch {in_path} from {self.target.where}")
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, b_out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _fail_transfer(self, rc: int, err: bytes, what: str) -> t.NoReturn:
+        detail = to_text(err, errors="surrogate_or_replace").strip()
+        if rc == 255 and not self.target.local:
+            raise AnsibleConnectionFailure(f"{what}: SSH to {self.target.host} failed: {detail}")
+        raise to_ansible_error(TransferError(f"{what} (rc={rc}): {detail}"))
+
+    def reset(self) -> None:
+        if self._host is not None and hasattr(self._hop, "reset"):
+            self._hop.reset()
+        self.close()
+
+    def close(self) -> None:
+        if self._host is not None:
+            self._hop.close()
+        self._leader = None
+        self._connected = False
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
