@@ -1,0 +1,1 @@
+"""ansible-nspawn-fast: fast, correct Ansible against systemd-nspawn containers."""
