@@ -50,7 +50,7 @@ def prepare(cfg: LabConfig, host: Host, image: Path, pubkey: str) -> None:
 def nspawn_argv(cfg: LabConfig, host: Host) -> list[str]:
     argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "-b",
             "-D", str(host.root(cfg.lab_dir)), f"--machine={host.name}",
-            "--console=passive",
+            "--console=read-only",  # passive: nobody drains the pty, a full buffer blocks systemd
             f"--bind={guests.machines_dir(cfg, host)}:/var/lib/machines"]
     if host.tree:
         argv.append(f"--bind={guests.trees_dir(cfg, host)}:{TREES_MOUNT}")
