@@ -87,7 +87,8 @@ wait_one() {{
       u=""
       # Join the user namespace only when it is not ours (private-users guest).
       [ "$(readlink /proc/$l/ns/user)" != "$(readlink /proc/self/ns/user)" ] && u=-U
-      s=$(timeout 60 nsenter -t "$l" -m -u -i -n -p $u -- systemctl is-system-running --wait 2>/dev/null || true)
+      s=$(timeout 60 nsenter -t "$l" -m -u -i -n -p $u -- \
+          systemctl is-system-running --wait 2>/dev/null || true)
       case "$s" in running|degraded) echo "READY $g $s $l"; return 0;; esac
     fi
     sleep 0.3

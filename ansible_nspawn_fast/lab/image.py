@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -106,7 +105,8 @@ def _debootstrap(target: Path, log: Path, recipe: dict[str, Any]) -> None:
 
 
 def _configure(root: Path, recipe: dict[str, Any]) -> None:
-    run(["chroot", str(root), "systemctl", "mask", *recipe["mask"]], what="masking units in the image")
+    run(["chroot", str(root), "systemctl", "mask", *recipe["mask"]],
+        what="masking units in the image")
     # Empty machine-id: each container gets its own at boot (nspawn passes a random
     # one); equal ids make nspawn refuse to link journals.
     (root / "etc" / "machine-id").write_text("")

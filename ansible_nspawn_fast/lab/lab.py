@@ -11,7 +11,16 @@ from typing import Any
 from . import guests, hosts, image, inventory, procs, state
 from .config import LabConfig
 from .mounts import mounts_under, umount_all
-from .runner import LabError, os_error, progress, require_root, require_space, require_tools, run, warn
+from .runner import (
+    LabError,
+    os_error,
+    progress,
+    require_root,
+    require_space,
+    require_tools,
+    run,
+    warn,
+)
 
 TOOLS = ["systemd-nspawn", "ssh", "ssh-keygen", "nsenter", "mount", "umount"]
 
@@ -176,7 +185,7 @@ def down(cfg: LabConfig, quiet: bool = False) -> None:
     require_root()
     st = state.load(cfg) or {}
     pids = set()
-    for name, h in st.get("hosts", {}).items():
+    for h in st.get("hosts", {}).values():
         if "pid" in h and procs.is_ours(h["pid"], Path(h.get("root", "")), h.get("starttime")):
             pids.add(h["pid"])
     # Also anything booted from our dir that the state file missed (up died mid-way).
@@ -194,7 +203,8 @@ def down(cfg: LabConfig, quiet: bool = False) -> None:
             raise LabError(f"mounts remain under {cfg.lab_dir}", "unmount them, then down again")
         subprocess.run(["rm", "-rf", "--one-file-system", str(cfg.lab_dir)], check=False)
         if cfg.lab_dir.exists():
-            raise LabError(f"could not remove {cfg.lab_dir}", f"remove it by hand: rm -rf {cfg.lab_dir}")
+            raise LabError(f"could not remove {cfg.lab_dir}",
+                           f"remove it by hand: rm -rf {cfg.lab_dir}")
     if not quiet:
         progress(f"lab is down; {cfg.lab_dir} removed (image cache kept in {cfg.cache_dir})")
 

@@ -98,8 +98,9 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
         hint: str = "") -> subprocess.CompletedProcess[str]:
     """Run argv (never through a shell), capture output, raise LabError on failure."""
     try:
+        stdin = None if input is not None else subprocess.DEVNULL
         cp = subprocess.run(list(argv), input=input, capture_output=True, text=True,
-                            timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+                            timeout=timeout, stdin=stdin)
     except FileNotFoundError as e:
         require_tools([argv[0]])
         raise LabError(f"cannot run {argv[0]}: {e}") from e

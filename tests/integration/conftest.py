@@ -1,0 +1,93 @@
+"""Session fixture: the lab, brought up once (idempotent `up`), left up at the end.
+
+The lab must come up: if it cannot be built the tests FAIL (never skip), because
+every claim of this project is only shown against real containers.
+Set NSPAWN_FAST_LAB_DOWN=1 to take it down after the session.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LAB_DIR = Path(os.environ.get("NSPAWN_FAST_LAB_DIR") or "/var/lib/nspawn-fast/lab")
+
+
+def nspawn_fast(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (as a user would), in this checkout's interpreter."""
+    return subprocess.run([sys.executable, "-m", "ansible_nspawn_fast.cli", *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def up_args() -> list[str]:
+    """`up` arguments that keep the shape of a lab that is already up (e.g. 2x25)."""
+    args = ["lab", "up", "--dir", str(LAB_DIR)]
+    try:
+        shape = json.loads((LAB_DIR / "lab.json").read_text())["shape"]
+    except (OSError, ValueError, KeyError):
+        return args
+    args += ["--hosts", str(shape["hosts"]), "--guests", str(shape["guests"]),
+             "--host-port-base", str(shape["host_port_base"]),
+             "--guest-port-base", str(shape["guest_port_base"])]
+    return args + (["--guest-sshd"] if shape["guest_sshd"] else [])
+
+
+def bring_up() -> dict[str, Any]:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: they build and boot the lab")
+    cp = nspawn_fast(*up_args())
+    if cp.returncode != 0:
+        pytest.fail(f"the lab could not be brought up (exit {cp.returncode}):\n{cp.stderr}")
+    return json.loads((LAB_DIR / "lab.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[dict[str, Any]]:
+    """lab.json of a running lab: hosts, ports, guests, key paths."""
+    yield bring_up()
+    if os.environ.get("NSPAWN_FAST_LAB_DOWN") == "1":
+        nspawn_fast("lab", "down", "--dir", str(LAB_DIR))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked lab_last (they take the lab down) run after everything else."""
+    items.sort(key=lambda it: it.get_closest_marker("lab_last") is not None)
+
+
+# --- helpers shared by the lab's tests and later integration tests ----------------------
+def ssh_argv(lab: dict[str, Any], port: int) -> list[str]:
+    return ["ssh", "-i", lab["key"], "-p", str(port),
+            "-o", f"UserKnownHostsFile={lab['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+            "root@127.0.0.1"]
+
+
+def host_sh(lab: dict[str, Any], host: dict[str, Any], script: str,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a shell script on a lab host over real ssh."""
+    cp = subprocess.run([*ssh_argv(lab, host["port"]), script], capture_output=True,
+                        text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"on {host['name']}: {script!r} exit {cp.returncode}: {cp.stderr}")
+    return cp
+
+
+def guest_sh(lab: dict[str, Any], host: dict[str, Any], guest: str, script: str,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a shell script inside a guest: ssh to its host, nsenter its leader."""
+    wrapper = (f"L=$(machinectl show -p Leader --value {guest}) || exit 97; "
+               'u=; [ "$(readlink /proc/$L/ns/user)" = "$(readlink /proc/self/ns/user)" ] || u=-U; '
+               f"exec nsenter -t $L -m -u -i -n -p $u -- sh -c {_q(script)}")
+    return host_sh(lab, host, wrapper, check)
+
+
+def _q(s: str) -> str:
+    import shlex
+    return shlex.quote(s)
