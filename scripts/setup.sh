@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prepare this checkout on a fresh Debian 12 machine, as root: the apt packages the lab
+# needs, a virtualenv in .venv, and this project installed into it (editable) with its
+# test and benchmark extras.  Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: run as root (the lab mounts overlays and boots containers)" >&2
+    exit 1
+fi
+
+packages=(systemd-container debootstrap openssh-server openssh-client iproute2 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: $python is older than 3.11; set PYTHON=/path/to/python3.11+" >&2
+    exit 1
+fi
+if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: creating .venv with $("$python" --version)" >&2
+    rm -rf .venv
+    "$python" -m venv .venv
+fi
+echo "setup: installing ansible-nspawn-fast into .venv" >&2
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
