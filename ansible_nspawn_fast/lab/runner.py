@@ -56,6 +56,11 @@ def require_root() -> None:
 
 def require_tools(names: Sequence[str]) -> None:
     missing = [n for n in names if shutil.which(n) is None]
+    elsewhere = [d for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+                 if any(os.access(f"{d}/{n}", os.X_OK) for n in missing)]
+    if missing and elsewhere:
+        raise LabError(f"tools not on PATH: {', '.join(missing)}",
+                       f"add {':'.join(elsewhere)} to PATH (root's PATH normally has it)")
     if missing:
         pkgs = sorted({TOOLS.get(n, n) for n in missing})
         raise LabError(f"missing tools: {', '.join(missing)}",
