@@ -130,7 +130,11 @@ def start_and_wait(ssh_argv: list[str], host: Host, report: Callable[[str], None
             states[w[1]] = "not-ready:" + " ".join(w[2:])
         elif w[0] == "STARTFAILED":
             report(f"{host.name}: machinectl start reported an error")
-    rc = proc.wait(timeout=timeout + 120)
+    try:
+        rc = proc.wait(timeout=60)  # stdout closed: the script is done or ssh died
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
     t.join(timeout=5)
     bad = {g: s for g, s in states.items() if not s.startswith(("running", "degraded"))}
     missing = [g for g in to_start if g not in states]

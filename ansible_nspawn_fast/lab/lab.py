@@ -53,7 +53,9 @@ def _running_hosts(cfg: LabConfig, st: dict[str, Any]) -> bool:
 def _reuse(cfg: LabConfig) -> bool:
     """Reuse a running lab of the same shape; tear down anything else found there."""
     st = state.load(cfg)
-    leftovers = (st is not None or bool(mounts_under(cfg.lab_dir))
+    # Anything in the lab dir without a usable state (even stale upper dirs) is cleaned
+    # away first: a fresh lab must not inherit old files.
+    leftovers = (st is not None or cfg.lab_dir.exists() or bool(mounts_under(cfg.lab_dir))
                  or bool(procs.nspawns_under(cfg.lab_dir)))
     if not leftovers:
         return False
@@ -199,6 +201,7 @@ def down(cfg: LabConfig, quiet: bool = False) -> None:
                            "check them with ps; then run `nspawn-fast lab down` again")
     umount_all(cfg.lab_dir)
     if cfg.lab_dir.exists():
+        _check_is_lab_dir(cfg.lab_dir)
         if mounts_under(cfg.lab_dir):  # never rm across a mount
             raise LabError(f"mounts remain under {cfg.lab_dir}", "unmount them, then down again")
         subprocess.run(["rm", "-rf", "--one-file-system", str(cfg.lab_dir)], check=False)
@@ -207,6 +210,14 @@ def down(cfg: LabConfig, quiet: bool = False) -> None:
                            f"remove it by hand: rm -rf {cfg.lab_dir}")
     if not quiet:
         progress(f"lab is down; {cfg.lab_dir} removed (image cache kept in {cfg.cache_dir})")
+
+
+def _check_is_lab_dir(d: Path) -> None:
+    """Refuse to rm -rf a directory the lab did not make (a mistyped --dir)."""
+    names = {p.name for p in d.iterdir()}
+    if names and not names & {"state.json", "lab.json", "hosts", "ssh"}:
+        raise LabError(f"{d} does not look like a lab dir (no state.json, lab.json, hosts/, ssh/)",
+                       "check --dir / NSPAWN_FAST_LAB_DIR; nothing was removed")
 
 
 # --- status --------------------------------------------------------------------------
