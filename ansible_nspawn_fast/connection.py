@@ -70,7 +70,7 @@ class Connection(ConnectionBase):
         self._option_sources: tuple[t.Any, t.Any, t.Any] = (None, None, None)
         self._target: NspawnTarget | None = None
         self._host: HostShell | None = None
-        self._leader: tuple[int, int] | None = None
+        self._leader: enter.Leader | None = None
 
     # -- options: ours are declared in the shim's DOCUMENTATION; the SSH hop
     # -- resolves its own from the same variables, as a stock ssh host would.
@@ -124,7 +124,7 @@ class Connection(ConnectionBase):
                 self._leader = None
             raise to_ansible_error(err)
 
-    def _leader_for_task(self) -> tuple[int, int] | None:
+    def _leader_for_task(self) -> enter.Leader | None:
         """Looked up once per task (this object lives for one task in one worker)."""
         if self.target.is_directory:
             return None
@@ -137,7 +137,7 @@ class Connection(ConnectionBase):
                     f"cannot look up the leader of {self.target.where} (rc={rc}): "
                     f"{to_text(err or out).strip()}")
             self._leader = enter.parse_leader(out)
-            display.vvv(f"NSPAWN: leader of {self.target.where} is PID {self._leader[0]}",
+            display.vvv(f"NSPAWN: leader of {self.target.where} is PID {self._leader.pid}",
                         host=self._display_host())
         return self._leader
 

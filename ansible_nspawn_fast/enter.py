@@ -27,6 +27,7 @@ Why it enters the way it does (see ANCHORS.md, pitfalls 1-7):
 from __future__ import annotations
 
 import shlex
+from typing import NamedTuple
 
 from .target import NspawnTarget
 
@@ -39,7 +40,7 @@ set -u
 die() { printf '\nNSPAWN-FAST-ERROR %s %s\n' "$1" "$2" >&2; exit __HELPER_ERROR_RC__; }
 need() { command -v "$1" >/dev/null 2>&1 || die missing-tool "$1 is not installed on the host (install $2)"; }
 starttime() {
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r s < "/proc/$1/stat" 2>/dev/null || return 1
   s=${s##*) }
   set -- $s
   shift 19
@@ -49,7 +50,7 @@ ns_flags() {
   f=""
   for pair in mnt:m uts:u ipc:i net:n pid:p cgroup:C user:U; do
     ns=${pair%%:*}
-    [ "$(readlink "/proc/$1/ns/$ns")" = "$(readlink "/proc/self/ns/$ns")" ] || f="$f -${pair#*:}"
+    [ "/proc/$1/ns/$ns" -ef "/proc/$$/ns/$ns" ] || f="$f -${pair#*:}"
   done
   printf '%s' "$f"
 }
@@ -68,21 +69,24 @@ check_leader() {
   [ "$(starttime "$1")" = "$2" ] || die leader-changed "the container's leader process $1 is gone: the container stopped or restarted"
 }
 enter() {
-  pid=$1; start=$2; shift 2
+  pid=$1; start=$2; path=$3; lang=$4; shell=$5; shift 5
   check_leader "$pid" "$start"
   flags=$(ns_flags "$pid")
   join_cgroup "$pid"
-  root=/proc/$pid/root
-  path=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^PATH=//p')
+  exec env -i "PATH=${path:-__DEFAULT_PATH__}" HOME=/root USER=root LOGNAME=root \
+    "SHELL=${shell:-/bin/sh}" ${lang:+"LANG=$lang"} ${TERM:+"TERM=$TERM"} \
+    nsenter -t "$pid" $flags -r -w -F -- /bin/sh -c '(exec "$@"); exit $?' sh "$@"
+}
+container_env() {
+  root=/proc/$1/root
+  path=$(tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | sed -n 's/^PATH=//p')
   lang=""
   for f in etc/locale.conf etc/default/locale; do
     [ -r "$root/$f" ] && lang=$(sed -n 's/^LANG=//p' "$root/$f" | tr -d "\"'" | head -n 1)
     [ -n "$lang" ] && break
   done
   shell=$(awk -F: '$1 == "root" { print $7 }' "$root/etc/passwd" 2>/dev/null)
-  exec env -i "PATH=${path:-__DEFAULT_PATH__}" HOME=/root USER=root LOGNAME=root \
-    "SHELL=${shell:-/bin/sh}" ${lang:+"LANG=$lang"} ${TERM:+"TERM=$TERM"} \
-    nsenter -t "$pid" $flags -r -w -F -- /bin/sh -c '(exec "$@"); exit $?' sh "$@"
+  printf '%s\n%s\n%s\n' "${path:-__DEFAULT_PATH__}" "$lang" "${shell:-/bin/sh}"
 }
 lookup() {
   name=$1; timeout=$2
@@ -96,7 +100,7 @@ lookup() {
     if [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ] && [ "$timeout" -gt 0 ]; then
       deadline=$(( $(date +%s) + timeout ))
       while :; do
-        state=$( (enter "$leader" "$start" timeout "$timeout" systemctl is-system-running --wait) 2>/dev/null)
+        state=$( (enter "$leader" "$start" "" "" "" timeout "$timeout" systemctl is-system-running --wait) 2>/dev/null)
         case $state in running|degraded|maintenance) break ;; esac
         [ "$(date +%s)" -lt "$deadline" ] || \
           die not-ready "$name did not finish booting within ${timeout}s (systemctl is-system-running says '${state:-nothing}')"
@@ -107,6 +111,7 @@ lookup() {
     mkdir -p /run/nspawn-fast/ready 2>/dev/null && printf '%s %s' "$leader" "$start" > "$stamp" 2>/dev/null
   fi
   printf '%s %s\n' "$leader" "$start"
+  container_env "$leader"
 }
 tree() {
   dir=$1; shift
@@ -150,6 +155,23 @@ trap - EXIT
 FETCH_ARGV = ("cat", "--")
 
 
+class Leader(NamedTuple):
+    """A running container's leader, identified by PID and start time, with its environment.
+
+    Found once per task by lookup_command(); every command of the task passes it back so
+    the host side only checks the identity and enters (no lookup, few processes).
+    """
+
+    pid: int
+    start: int
+    path: str
+    lang: str
+    shell: str
+
+    def args(self) -> list[str]:
+        return [str(self.pid), str(self.start), self.path, self.lang, self.shell]
+
+
 def _helper(target: NspawnTarget, verb: str, *args: str) -> str:
     """The host command line for one helper call, every value quoted."""
     words = ["sh", "-c", HOST_HELPER, "nspawn-fast", verb, *args]
@@ -159,7 +181,7 @@ def _helper(target: NspawnTarget, verb: str, *args: str) -> str:
 
 
 def lookup_command(target: NspawnTarget) -> str:
-    """Prints 'PID STARTTIME' of the running, booted container's leader."""
+    """Prints 'PID STARTTIME', then PATH, LANG and SHELL of the booted container (parse_leader)."""
     return _helper(target, "lookup", str(target.container), str(target.boot_timeout))
 
 
@@ -169,34 +191,34 @@ def nspawn_argv(target: NspawnTarget, *command: str) -> list[str]:
             f"--directory={target.directory}", *target.nspawn_args, "--", *command]
 
 
-def _run_inside(target: NspawnTarget, leader: tuple[int, int] | None, argv: list[str]) -> str:
+def _run_inside(target: NspawnTarget, leader: Leader | None, argv: list[str]) -> str:
     if target.is_directory:
         return _helper(target, "tree", str(target.directory), *nspawn_argv(target, *argv))
     assert leader is not None, "machine mode needs the leader from lookup_command()"
-    pid, start = leader
-    return _helper(target, "exec", str(pid), str(start), *argv)
+    return _helper(target, "exec", *leader.args(), *argv)
 
 
-def exec_command(target: NspawnTarget, leader: tuple[int, int] | None, cmd: str) -> str:
+def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
     """Run `cmd` (a shell command line, as Ansible builds it) inside."""
     return _run_inside(target, leader, ["/bin/sh", "-c", cmd])
 
 
-def put_command(target: NspawnTarget, leader: tuple[int, int] | None, dest: str) -> str:
+def put_command(target: NspawnTarget, leader: Leader | None, dest: str) -> str:
     """Stream stdin into `dest` inside, atomically."""
     return _run_inside(target, leader, ["/bin/sh", "-c", PUT_SCRIPT, "put", dest])
 
 
-def fetch_command(target: NspawnTarget, leader: tuple[int, int] | None, src: str) -> str:
+def fetch_command(target: NspawnTarget, leader: Leader | None, src: str) -> str:
     """Stream `src` from inside to stdout."""
     return _run_inside(target, leader, [*FETCH_ARGV, src])
 
 
-def parse_leader(stdout: bytes) -> tuple[int, int]:
-    """Parse lookup_command()'s output: the last line is 'PID STARTTIME'."""
-    line = stdout.decode("ascii", "replace").strip().splitlines()[-1]
-    pid, start = line.split()
-    return int(pid), int(start)
+def parse_leader(stdout: bytes) -> Leader:
+    """Parse lookup_command()'s output: its last four lines (a login banner may precede them)."""
+    lines = stdout.decode("utf-8", "replace").replace("\r", "").rstrip("\n").split("\n")
+    ids, path, lang, shell = lines[-4:]
+    pid, start = ids.split()
+    return Leader(int(pid), int(start), path, lang, shell)
 
 
 def parse_helper_error(rc: int, stdout: bytes, stderr: bytes) -> tuple[str, str] | None:

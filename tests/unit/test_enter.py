@@ -7,6 +7,7 @@ from ansible_nspawn_fast.target import NspawnTarget
 
 MACHINE = NspawnTarget(host="h", container="web")
 TREE = NspawnTarget(host="h", directory="/srv/my tree", nspawn_args=("--bind=/cache",))
+LEADER = enter.Leader(1234, 5678, "/usr/bin:/bin", "", "/bin/bash")
 HOSTILE = "echo 'a' \"b\" $(id) `id` ; rm -rf / # \\ \n ünï"
 
 
@@ -22,15 +23,16 @@ def test_lookup_passes_the_name_as_one_argument():
 
 
 def test_exec_keeps_a_hostile_command_intact():
-    words = argv(enter.exec_command(MACHINE, (1234, 5678), HOSTILE))
-    assert words[3:] == ["nspawn-fast", "exec", "1234", "5678", "/bin/sh", "-c", HOSTILE]
+    words = argv(enter.exec_command(MACHINE, LEADER, HOSTILE))
+    assert words[3:] == ["nspawn-fast", "exec", "1234", "5678", "/usr/bin:/bin", "", "/bin/bash",
+                         "/bin/sh", "-c", HOSTILE]
 
 
 def test_put_and_fetch_paths_are_single_arguments():
     path = "/root/dir with spaces/ünï $(x).txt"
-    put = argv(enter.put_command(MACHINE, (1, 2), path))
+    put = argv(enter.put_command(MACHINE, LEADER, path))
     assert put[-5:] == ["/bin/sh", "-c", enter.PUT_SCRIPT, "put", path]
-    fetch = argv(enter.fetch_command(MACHINE, (1, 2), path))
+    fetch = argv(enter.fetch_command(MACHINE, LEADER, path))
     assert fetch[-3:] == ["cat", "--", path]
 
 
@@ -54,8 +56,9 @@ def test_machine_mode_needs_a_leader():
         enter.exec_command(MACHINE, None, "true")
 
 
-def test_parse_leader_takes_the_last_line():
-    assert enter.parse_leader(b"motd noise\n4242 99887766\n") == (4242, 99887766)
+def test_parse_leader_takes_the_last_four_lines():
+    out = b"motd noise\n4242 99887766\n/usr/sbin:/usr/bin\n\n/bin/bash\n"
+    assert enter.parse_leader(out) == enter.Leader(4242, 99887766, "/usr/sbin:/usr/bin", "", "/bin/bash")
 
 
 @pytest.mark.parametrize("rc, out, err, expected", [

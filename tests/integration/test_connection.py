@@ -1,0 +1,148 @@
+"""`ansible_connection: nspawn`: real ansible-playbook runs against the lab's containers over SSH.
+
+One shared playbook set (playbooks/shared.yml) runs with and without pipelining under each
+strategy in STRATEGIES; the strategy issue adds its own strategies to that list.
+"""
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import host_sh
+
+PLAYBOOKS = Path(__file__).parent / "playbooks"
+BIN = Path(sys.executable).parent
+STRATEGIES = ["linear", "free"]
+SECRET = "Sekrit-Do-Not-Log-4711"
+
+
+def run_ansible(lab: dict, *args: str, env: dict | None = None, tool: str = "ansible-playbook",
+                timeout: int = 900) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0", **(env or {})}
+    proc = subprocess.run([str(BIN / tool), *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    return proc
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines -> {host: {'ok': n, 'failed': n, 'unreachable': n, ...}}."""
+    result = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        result[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return result
+
+
+def first_host(lab: dict) -> dict:
+    return lab["hosts"][0]
+
+
+@pytest.fixture(scope="session")
+def big_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "random-50M.bin"
+    digest = hashlib.sha256()
+    with open(path, "wb") as out:
+        for _ in range(50):
+            chunk = os.urandom(1024 * 1024)
+            digest.update(chunk)
+            out.write(chunk)
+    Path(f"{path}.sha256").write_text(digest.hexdigest())
+    return path
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["no-pipelining", "pipelining"])
+def test_shared_playbook(lab, strategy, pipelining, big_file, tmp_path):
+    proc = run_ansible(lab, str(PLAYBOOKS / "shared.yml"), "-e", f"fetch_dir={tmp_path}",
+                       env={"ANSIBLE_STRATEGY": strategy, "ANSIBLE_PIPELINING": str(pipelining),
+                            "NSPAWN_FAST_BIG_FILE": str(big_file)})
+    assert proc.returncode == 0, proc.output[-6000:]
+    counts = recap(proc.output)
+    host1 = first_host(lab)
+    expected = [g for h in lab["hosts"] for g in h["guests"]]
+    expected += [host1["special"]["userns"], host1["special"]["nopy"], host1["tree"]["name"]]
+    for name in expected:
+        assert name in counts, f"{name} did not run: {proc.output[-3000:]}"
+        assert counts[name]["failed"] == 0 and counts[name]["unreachable"] == 0, name
+        assert counts[name]["ok"] > 0, name
+    for name in lab["hosts"][0]["guests"]:
+        assert filecmp.cmp(big_file, tmp_path / name / "big.bin", shallow=False), name
+
+
+def test_no_helper_process_left_on_the_hosts(lab):
+    """After the playbooks, nothing of ours keeps running on the hosts."""
+    run_ansible(lab, "containers", "-m", "ansible.builtin.command", "-a", "true",
+                tool="ansible")
+    for host in lab["hosts"]:
+        # The brackets keep the pattern from matching this command's own shell.
+        proc = host_sh(lab, host, "pgrep -af 'check_leade[r]|nsente[r]' || true")
+        assert proc.stdout.strip() == "", proc.stdout
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stopped_and_refused_containers_are_unreachable_and_the_play_goes_on(lab, strategy, tmp_path):
+    host1 = first_host(lab)
+    marker = "/tmp/nspawn-fast-pwned"
+    extra = tmp_path / "refused.yml"
+    extra.write_text(
+        "refused:\n  hosts:\n    refused-name:\n"
+        f"      ansible_nspawn_container: 'web;touch {marker}'\n"
+        "      ansible_connection: nspawn\n"
+        f"      ansible_host: 127.0.0.1\n      ansible_port: {host1['port']}\n")
+    proc = run_ansible(lab, "-i", lab["inventory"], "-i", str(extra),
+                       str(PLAYBOOKS / "unreachable.yml"), env={"ANSIBLE_STRATEGY": strategy})
+    assert proc.returncode == 4, proc.output[-4000:]  # 4: some hosts were unreachable
+    counts = recap(proc.output)
+    stopped = host1["special"]["stopped"]
+    assert counts[stopped]["unreachable"] == 1
+    assert counts["refused-name"]["unreachable"] == 1
+    for name in host1["guests"]:
+        assert counts[name]["ok"] == 2 and counts[name]["failed"] == 0, name
+    # The messages name the container, the host and what machinectl shows.
+    assert f"container {stopped} on host 127.0.0.1 is not running" in proc.output
+    assert "machinectl list shows:" in proc.output and host1["guests"][0] in proc.output
+    assert "invalid container name 'web;touch /tmp/nspawn-fast-pwned'" in proc.output
+    assert "Traceback" not in proc.output
+    # The refused name never reached a shell.
+    host_sh(lab, host1, f"test ! -e {marker}")
+    assert not Path(marker).exists()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_container_restarted_between_tasks_is_entered_again(lab, strategy):
+    host1 = first_host(lab)
+    proc = run_ansible(lab, str(PLAYBOOKS / "restart.yml"), "-e", f"restart_target={host1['guests'][-1]}",
+                       "-e", f"container_host={host1['name']}", env={"ANSIBLE_STRATEGY": strategy})
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert recap(proc.output)[host1["guests"][-1]]["failed"] == 0
+
+
+def test_verbose_output_shows_the_steps_and_never_a_password(lab, tmp_path):
+    guest = first_host(lab)["guests"][0]
+    src = tmp_path / "put-me.txt"
+    src.write_text("verbose\n")
+    proc = run_ansible(lab, guest, "-vvv", "-m", "ansible.builtin.copy",
+                       "-a", f"src={src} dest=/root/put-me.txt",
+                       "-e", f"ansible_password={SECRET}", "-e", f"ansible_become_password={SECRET}",
+                       tool="ansible")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert f"ESTABLISH NSPAWN CONNECTION TO container {guest} on host 127.0.0.1" in proc.output
+    assert re.search(rf"<{guest}> EXEC \(container {guest} on host 127.0.0.1\)", proc.output)
+    assert re.search(rf"<{guest}> PUT .* TO .* IN container {guest}", proc.output)
+    assert "NSPAWN: leader of" in proc.output
+    assert SECRET not in proc.output
+
+
+def test_ansible_doc_shows_the_options(lab):
+    proc = run_ansible(lab, "-t", "connection", "nspawn", tool="ansible-doc")
+    assert proc.returncode == 0, proc.output
+    for text in ("nspawn_container", "ansible_nspawn_container", "nspawn_directory",
+                 "ansible_ssh_common_args", "ansible_pipelining", "nspawn_boot_timeout"):
+        assert text in proc.stdout, text
