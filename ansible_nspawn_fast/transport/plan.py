@@ -1,0 +1,68 @@
+"""The mitogen connection stack of one nspawn target, as plain data.
+
+A stack is what ansible_mitogen's ContextService.get() takes: a list of
+`{"method": Router method name, "kwargs": {...}}`, each hop started from the
+previous one. For a machine on a remote host it is
+
+    [ssh to the host, python3 there]            one per host, shared by its containers
+    [local: HOST_HELPER exec LEADER... python]  one per container, started in the host context
+    [sudo/su ...]                               when the task becomes another user
+
+The container hop is mitogen's plain `local` method whose python_path is the
+same host helper the connection plugin uses (`enter.HOST_HELPER`, verb exec):
+cgroup join, the container's environment, nsenter into the namespaces that
+differ, and a subshell fork into the PID namespace. Because the leader's PID
+and start time are part of its kwargs, they are part of ContextService's
+deduplication key: a restarted container gets a new key, hence a new
+interpreter, without any explicit invalidation in the multiplexer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import enter
+from ..target import NspawnTarget
+
+HOST_PYTHON = ("python3",)
+
+
+def _helper_argv(target: NspawnTarget, verb: str, *args: str) -> list[str]:
+    argv = ["sh", "-c", enter.HOST_HELPER, "nspawn-fast", verb, *args]
+    if target.host_sudo:
+        argv = ["sudo", "-n", "--", *argv]
+    return argv
+
+
+def container_python_argv(target: NspawnTarget, leader: enter.Leader | None,
+                          python: list[str]) -> list[str]:
+    """The argv mitogen runs on the host to start the interpreter inside.
+
+    mitogen appends `-c BOOTSTRAP` to it.
+    """
+    if target.is_directory:
+        return _helper_argv(target, "tree", str(target.directory),
+                            *enter.nspawn_argv(target, *python))
+    assert leader is not None, "machine mode needs the leader"
+    return _helper_argv(target, "exec", *leader.args(), *python)
+
+
+def container_hop(target: NspawnTarget, leader: enter.Leader | None,
+                  python: list[str], connect_timeout: int | None = None) -> dict[str, Any]:
+    return {
+        "method": "local",
+        "kwargs": {
+            "python_path": container_python_argv(target, leader, python),
+            "connect_timeout": connect_timeout,
+            "remote_name": f"nspawn:{target.container or target.directory}",
+        },
+    }
+
+
+def host_hop_local() -> dict[str, Any]:
+    """The controller itself runs the containers (ansible_nspawn_local)."""
+    return {"method": "local", "kwargs": {"python_path": list(HOST_PYTHON)}}
+
+
+def binding_name(target: NspawnTarget) -> str:
+    """All containers of one host must use the same multiplexer, hence one SSH connection."""
+    return "nspawn-host:localhost" if target.local else f"nspawn-host:{target.host}"

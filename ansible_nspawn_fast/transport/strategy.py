@@ -1,0 +1,71 @@
+"""Strategy integration: ansible_mitogen's StrategyMixin plus one loader hook.
+
+ansible_mitogen's mixin starts the multiplexer, wraps action plugins and
+redirects `ssh`, `local`, ... to its own connections; other connection types
+in the play keep working exactly as under mitogen_linear. On top of that,
+while the strategy runs, a connection plugin whose class is the nspawn plugin's
+is instantiated as MitogenNspawnConnection instead, under the plugin's own
+name, so its options (the shim's DOCUMENTATION) are resolved as usual.
+"""
+from __future__ import annotations
+
+import typing as t
+
+import ansible_mitogen.loaders
+import ansible_mitogen.process
+import ansible_mitogen.strategy
+
+from ..connection import Connection as PluginConnection
+from .connection import Connection as MitogenNspawnConnection
+
+_loader = ansible_mitogen.loaders.connection_loader
+
+
+def _get_with_context(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    def get_with_context(name: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        found = original(name, *args, class_only=True, collection_list=kwargs.get("collection_list"))
+        cls, context = found.object, found.plugin_load_context
+        if kwargs.get("class_only") or cls is None or not issubclass(cls, PluginConnection):
+            return original(name, *args, **kwargs)
+        kwargs.pop("collection_list", None)
+        # What PluginLoader.get_with_context does for a class it found, with our class.
+        instance = object.__new__(MitogenNspawnConnection)
+        _loader._update_object(obj=instance, name=context.plugin_resolved_name,
+                               path=context.plugin_resolved_path,
+                               redirected_names=context.redirect_list or [],
+                               resolved=context.resolved_fqcn)
+        MitogenNspawnConnection.__init__(instance, *args, **kwargs)
+        return type(found)(instance, context)
+    return get_with_context
+
+
+def _install_responder_hook() -> None:
+    """Let the multiplexer serve our package to the host interpreters (hostside.py).
+
+    The multiplexer is forked from this process on the first strategy start,
+    so the hook must be in place before it; installing it twice is harmless.
+    """
+    setup = ansible_mitogen.process._setup_responder
+    if getattr(setup, "nspawn_fast", False):
+        return
+
+    def setup_responder(responder: t.Any) -> None:
+        setup(responder)
+        responder.whitelist_prefix("ansible_nspawn_fast")
+
+    setup_responder.nspawn_fast = True  # type: ignore[attr-defined]
+    ansible_mitogen.process._setup_responder = setup_responder
+
+
+class NspawnStrategyMixin(ansible_mitogen.strategy.StrategyMixin):
+    def run(self, iterator: t.Any, play_context: t.Any, result: int = 0) -> t.Any:
+        # ansible_mitogen's own wrapper delegates names it does not redirect to
+        # loaders.connection_loader__get_with_context: hook there.
+        _install_responder_hook()
+        original = ansible_mitogen.loaders.connection_loader__get_with_context
+        ansible_mitogen.loaders.connection_loader__get_with_context = _get_with_context(original)
+        try:
+            return super().run(iterator, play_context, result)
+        finally:
+            ansible_mitogen.loaders.connection_loader__get_with_context = original
+            _loader.get_with_context = original
