@@ -71,6 +71,9 @@ class Connection(ConnectionBase):
         self._target: NspawnTarget | None = None
         self._host: HostShell | None = None
         self._leader: enter.Leader | None = None
+        # Set when the container went away during this task: the task's later commands
+        # (Ansible's temp-dir cleanup) fail with the same message instead of a confusing one.
+        self._restarted: ContainerRestarted | None = None
 
     # -- options: ours are declared in the shim's DOCUMENTATION; the SSH hop
     # -- resolves its own from the same variables, as a stock ssh host would.
@@ -121,13 +124,15 @@ class Connection(ConnectionBase):
         if found is not None:
             err = helper_error(self.target, *found)
             if isinstance(err, ContainerRestarted):
-                self._leader = None
+                self._restarted = err
             raise to_ansible_error(err)
 
     def _leader_for_task(self) -> enter.Leader | None:
         """Looked up once per task (this object lives for one task in one worker)."""
         if self.target.is_directory:
             return None
+        if self._restarted is not None:
+            raise to_ansible_error(self._restarted)
         if self._leader is None:
             assert self._host is not None
             rc, out, err = self._host.run(enter.lookup_command(self.target), sudoable=False)
@@ -206,6 +211,7 @@ class Connection(ConnectionBase):
         if self._host is not None:
             self._hop.close()
         self._leader = None
+        self._restarted = None
         self._connected = False
 
 

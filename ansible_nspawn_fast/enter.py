@@ -22,7 +22,8 @@ Why it enters the way it does (see ANCHORS.md, pitfalls 1-7):
   itself when the container's shutdown SIGSTOPs the child, so a container
   rebooting under a running command does not wedge (LAB-NOTES);
 - the leader is identified by PID *and* start time, so a reused PID is never
-  entered.
+  entered, and a command killed because its container went away is reported
+  as that, not as the command's failure.
 """
 from __future__ import annotations
 
@@ -73,9 +74,13 @@ enter() {
   check_leader "$pid" "$start"
   flags=$(ns_flags "$pid")
   join_cgroup "$pid"
-  exec env -i "PATH=${path:-__DEFAULT_PATH__}" HOME=/root USER=root LOGNAME=root \
+  env -i "PATH=${path:-__DEFAULT_PATH__}" HOME=/root USER=root LOGNAME=root \
     "SHELL=${shell:-/bin/sh}" ${lang:+"LANG=$lang"} ${TERM:+"TERM=$TERM"} \
     nsenter -t "$pid" $flags -r -w -F -- /bin/sh -c '(exec "$@"); exit $?' sh "$@"
+  rc=$?
+  # Killed by a signal: say so if it was the container going away, not the command failing.
+  [ "$rc" -lt 128 ] || check_leader "$pid" "$start"
+  exit "$rc"
 }
 container_env() {
   root=/proc/$1/root

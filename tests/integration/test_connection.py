@@ -1,7 +1,8 @@
 """`ansible_connection: nspawn`: real ansible-playbook runs against the lab's containers over SSH.
 
-One shared playbook set (playbooks/shared.yml) runs with and without pipelining under each
-strategy in STRATEGIES; the strategy issue adds its own strategies to that list.
+One shared playbook set (playbooks/shared.yml) runs with and without pipelining under the stock
+strategies (the plugin alone) and under ours (the persistent interpreters of nspawn_linear and
+nspawn_free), with the same assertions.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from conftest import host_sh
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 BIN = Path(sys.executable).parent
-STRATEGIES = ["linear", "free"]
+STRATEGIES = ["linear", "free", "nspawn_linear", "nspawn_free"]
 SECRET = "Sekrit-Do-Not-Log-4711"
 
 
