@@ -38,7 +38,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 HOST_HELPER = r"""
 set -u
-die() { printf '\nNSPAWN-FAST-ERROR %s %s\n' "$1" "$2" >&2; exit __HELPER_ERROR_RC__; }
+die() { code=$1; shift; printf '\nNSPAWN-FAST-ERROR %s %s\n' "$code" "$*" >&2; exit __HELPER_ERROR_RC__; }
 need() { command -v "$1" >/dev/null 2>&1 || die missing-tool "$1 is not installed on the host (install $2)"; }
 starttime() {
   read -r s < "/proc/$1/stat" 2>/dev/null || return 1
@@ -67,7 +67,8 @@ join_cgroup() {
   return 0
 }
 check_leader() {
-  [ "$(starttime "$1")" = "$2" ] || die leader-changed "the container's leader process $1 is gone: the container stopped or restarted"
+  [ "$(starttime "$1")" = "$2" ] || \
+    die leader-changed "the container's leader process $1 is gone: the container stopped or restarted"
 }
 enter() {
   pid=$1; start=$2; path=$3; lang=$4; shell=$5; shift 5
@@ -98,7 +99,8 @@ lookup() {
   need machinectl systemd-container
   need nsenter util-linux
   leader=$(machinectl show --property=Leader --value -- "$name" 2>&1) || \
-    die not-running "$(printf '%s' "$leader" | head -n 1); machinectl list shows: $(machinectl list --no-legend 2>&1 | awk '{print $1}' | tr '\n' ' ')"
+    die not-running "$(printf '%s' "$leader" | head -n 1); machinectl list shows: $(
+      machinectl list --no-legend 2>&1 | awk '{print $1}' | tr '\n' ' ')"
   start=$(starttime "$leader") || die not-running "leader $leader of $name vanished"
   stamp=/run/nspawn-fast/ready/$name
   if [ "$(cat "$stamp" 2>/dev/null)" != "$leader $start" ]; then
@@ -108,7 +110,8 @@ lookup() {
         state=$( (enter "$leader" "$start" "" "" "" timeout "$timeout" systemctl is-system-running --wait) 2>/dev/null)
         case $state in running|degraded|maintenance) break ;; esac
         [ "$(date +%s)" -lt "$deadline" ] || \
-          die not-ready "$name did not finish booting within ${timeout}s (systemctl is-system-running says '${state:-nothing}')"
+          die not-ready "$name did not finish booting within ${timeout}s" \
+            "(systemctl is-system-running says '${state:-nothing}')"
         check_leader "$leader" "$start"
         sleep 0.2
       done

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import shlex
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import ConfigError
 from .names import is_valid_machine_name

@@ -32,12 +32,12 @@ if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/d
     rm -rf .venv
     "$python" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed (the install is editable: code changes
+# Reinstall only when pyproject.toml or this script changed (the install is editable: code changes
 # need no reinstall).
 stamp=.venv/.nspawn-fast-setup
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/nspawn-fast ]; then
     echo "setup: installing ansible-nspawn-fast into .venv" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench,lint]'
     echo "$want" > "$stamp"
 fi

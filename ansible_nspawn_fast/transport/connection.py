@@ -1,4 +1,4 @@
-"""The Ansible adapter under nspawn_linear: an ansible_mitogen Connection for `nspawn` (its class must be called Connection).
+"""The Ansible adapter under nspawn_linear: an ansible_mitogen Connection for `nspawn`.
 
 It reads the same options as the connection plugin (its `_load_name` is the
 plugin's, so `get_option` resolves against the shim's DOCUMENTATION) and builds
@@ -24,6 +24,7 @@ import mitogen.service
 from ansible.utils.display import Display
 
 from .. import enter
+from ..connection import Connection as PluginConnection
 from ..connection import helper_error, to_ansible_error
 from ..target import NspawnTarget, target_from_options
 from . import hostside, plan
@@ -124,14 +125,15 @@ class Connection(ansible_mitogen.connection.Connection):
                 self.binding.close()
                 self.binding = None
         spec = self._spec(ansible_mitogen.transport_config.PlayContextSpec)
-        stack = host_stack + [plan.container_hop(target, leader, spec.python_path(),
+        self._leader_found, self._python = leader, list(spec.python_path())
+        stack = host_stack + [plan.container_hop(target, leader, self._python,
                                                  connect_timeout=spec.timeout())]
         if spec.become() and (spec.become_user() or "root") != "root":  # inside, we are root
             stack.append(ansible_mitogen.connection.CONNECTION_METHOD[spec.become_method()](spec))
         return spec.inventory_name(), _cast(stack)
 
     def _connect(self) -> None:
-        if self.connected:
+        if self.connected or self._plain is not None:
             return
         target = self._target = self._nspawn_target()
         self.binding = ansible_mitogen.process.get_worker_model().get_binding(
@@ -139,11 +141,102 @@ class Connection(ansible_mitogen.connection.Connection):
         _, stack = self._build_stack()
         display.vvv(f"ESTABLISH NSPAWN (mitogen) CONNECTION TO {target.where}",
                     host=target.container or target.host)
-        self._connect_stack(stack)
+        try:
+            self._connect_stack(stack)
+        except ansible.errors.AnsibleConnectionFailure:
+            if not self._lacks_python():
+                raise
+            # raw must work in a container without python (it is how python gets
+            # installed): such a task goes through the plain per-command connection.
+            display.vvv(f"NSPAWN: no {self._python[0]} in {target.where}: raw commands and file "
+                        "transfers use the per-command nspawn connection", host=target.container)
+            self._plain = self._plain_connection()
+            return
         self._stack = stack
         self.chain = _CallChain(self, self.context, pipelined=True)
 
     _stack: list[dict[str, t.Any]] | None = None
+    _plain: PluginConnection | None = None
+    _python: list[str] = ["python3"]
+    _leader_found: enter.Leader | None = None
+    _option_sources: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+
+    def set_options(self, task_keys: t.Any = None, var_options: t.Any = None,
+                    direct: t.Any = None) -> None:
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self._option_sources = (task_keys, var_options, direct)
+
+    def _lacks_python(self) -> bool:
+        """After a failed bootstrap: is it because the container has no python at all?"""
+        target = self._target
+        assert target is not None
+        leader = self._leader_found
+        if target.is_directory:
+            root, search = str(target.directory), enter.DEFAULT_PATH
+        elif leader is not None:
+            root, search = f"/proc/{leader.pid}/root", leader.path
+        else:
+            return False
+        host = self._service_get(self._host_stack(target))["context"]
+        try:
+            # Absolute symlinks inside resolve against the host's root here; a wrong
+            # answer only means the original bootstrap error is shown.
+            return not host.call(hostside.has_program, root, self._python[0], search)
+        except mitogen.core.Error:
+            return False
+
+    def _plain_connection(self) -> PluginConnection:
+        """The plugin's own per-command connection, with this one's identity and options."""
+        plain = object.__new__(PluginConnection)
+        for attr in ("_original_path", "_load_name", "_redirected_names", "ansible_aliases",
+                     "ansible_name"):
+            setattr(plain, attr, getattr(self, attr, None))
+        PluginConnection.__init__(plain, self._play_context, shell=self._shell)
+        plain.set_options(*self._option_sources)
+        if self.become is not None:
+            plain.set_become_plugin(self.become)
+        return plain
+
+    def _require_interpreter(self) -> None:
+        self._connect()
+        if self._plain is not None:
+            raise ansible.errors.AnsibleError(
+                f"{self._target.where if self._target else 'the container'} has no Python "
+                f"interpreter ({self._python[0]}): only raw tasks can run there; install python3 "
+                "in it (for example with a raw task) or set ansible_python_interpreter")
+
+    def get_chain(self, use_login: bool = False, use_fork: bool = False) -> t.Any:
+        self._require_interpreter()
+        return super().get_chain(use_login=use_login, use_fork=use_fork)
+
+    def get_good_temp_dir(self) -> str:
+        self._require_interpreter()
+        return super().get_good_temp_dir()
+
+    def exec_command(self, cmd: str, in_data: t.Any = "", sudoable: bool = True,
+                     mitogen_chdir: str | None = None) -> t.Any:
+        self._connect()
+        if self._plain is not None:
+            return self._plain.exec_command(cmd, in_data=in_data or None, sudoable=sudoable)
+        return super().exec_command(cmd, in_data=in_data, sudoable=sudoable, mitogen_chdir=mitogen_chdir)
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        self._connect()
+        if self._plain is not None:
+            return self._plain.put_file(in_path, out_path)
+        return super().put_file(in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> None:
+        self._connect()
+        if self._plain is not None:
+            return self._plain.fetch_file(in_path, out_path)
+        return super().fetch_file(in_path, out_path)
+
+    def close(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
+        super().close()
 
     def _forget_context(self) -> None:
         """Drop the dead interpreter without a new leader lookup (the container may be down)."""

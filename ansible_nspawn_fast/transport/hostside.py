@@ -8,6 +8,7 @@ before a task runs, without starting a process. A miss runs the helper's
 """
 from __future__ import annotations
 
+import os
 import subprocess
 
 from ansible_nspawn_fast import enter
@@ -35,13 +36,25 @@ def leader(name: str, boot_timeout: int, sudo: bool = False) -> dict:
     argv = ["sh", "-c", enter.HOST_HELPER, "nspawn-fast", "lookup", name, str(boot_timeout)]
     if sudo:
         argv = ["sudo", "-n", "--", *argv]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
     if proc.returncode != 0:
         return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
     found = tuple(enter.parse_leader(proc.stdout))
     _leaders[name] = found
     return {"leader": found, "cached": False}
+
+
+def has_program(root: str, program: str, search_path: str) -> bool:
+    """Whether `program` (absolute, or a name looked up in `search_path`) exists under `root`.
+
+    `root` is /proc/LEADER/root of a running container or a tree's directory: a lookup
+    through it needs no process inside, so it also works where python is missing.
+    """
+    if program.startswith("/"):
+        candidates = [program]
+    else:
+        candidates = [f"{d}/{program}" for d in search_path.split(":") if d.startswith("/")]
+    return any(os.access(root + c, os.X_OK) for c in candidates)
 
 
 def forget(name: str) -> None:
