@@ -80,7 +80,15 @@ enter() {
     nsenter -t "$pid" $flags -r -w -F -- /bin/sh -c '(exec "$@"); exit $?' sh "$@"
   rc=$?
   # Killed by a signal: say so if it was the container going away, not the command failing.
-  [ "$rc" -lt 128 ] || check_leader "$pid" "$start"
+  if [ "$rc" -ge 128 ]; then
+    check_leader "$pid" "$start"
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
+      case $(machine_state "$pid" "$start") in
+        running|degraded|maintenance|starting|initializing) ;;
+        *) die leader-changed "the container is shutting down" ;;
+      esac
+    fi
+  fi
   exit "$rc"
 }
 container_env() {
@@ -94,32 +102,50 @@ container_env() {
   shell=$(awk -F: '$1 == "root" { print $7 }' "$root/etc/passwd" 2>/dev/null)
   printf '%s\n%s\n%s\n' "${path:-__DEFAULT_PATH__}" "$lang" "${shell:-/bin/sh}"
 }
+machine_state() {
+  # The booted container's own view, without waiting: running, starting, stopping, ...
+  ( enter "$1" "$2" "" "" "" systemctl is-system-running ) 2>/dev/null
+}
+probe() {
+  # One look at machine $1: prints "PID STARTTIME" and returns 0 when it can be entered;
+  # else prints why and returns 1 (it is booting, stopping or restarting: worth waiting)
+  # or 2 (it is not running). $2 = 0: take any registered leader, booted or not.
+  if ! leader=$(machinectl show --property=Leader --value -- "$1" 2>&1); then
+    # systemd-nspawn@.service between a reboot's exit and its restart: not registered.
+    case $(systemctl show --property=SubState --value "systemd-nspawn@$1.service" 2>/dev/null) in
+      auto-restart|start-pre|start) echo "$1 is restarting"; return 1 ;;
+    esac
+    printf '%s' "$leader" | head -n 1
+    return 2
+  fi
+  start=$(starttime "$leader") || { echo "its leader $leader exited"; return 1; }
+  if [ "$2" -gt 0 ] && [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ]; then
+    state=$(machine_state "$leader" "$start")
+    case $state in
+      running|degraded|maintenance) ;;
+      *) echo "systemctl is-system-running says '${state:-nothing}'"; return 1 ;;
+    esac
+  fi
+  echo "$leader $start"
+}
 lookup() {
   name=$1; timeout=$2
   need machinectl systemd-container
   need nsenter util-linux
-  leader=$(machinectl show --property=Leader --value -- "$name" 2>&1) || \
-    die not-running "$(printf '%s' "$leader" | head -n 1); machinectl list shows: $(
-      machinectl list --no-legend 2>&1 | awk '{print $1}' | tr '\n' ' ')"
-  start=$(starttime "$leader") || die not-running "leader $leader of $name vanished"
-  stamp=/run/nspawn-fast/ready/$name
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$leader $start" ]; then
-    if [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ] && [ "$timeout" -gt 0 ]; then
-      deadline=$(( $(date +%s) + timeout ))
-      while :; do
-        state=$( (enter "$leader" "$start" "" "" "" timeout "$timeout" systemctl is-system-running --wait) 2>/dev/null)
-        case $state in running|degraded|maintenance) break ;; esac
-        [ "$(date +%s)" -lt "$deadline" ] || \
-          die not-ready "$name did not finish booting within ${timeout}s" \
-            "(systemctl is-system-running says '${state:-nothing}')"
-        check_leader "$leader" "$start"
-        sleep 0.2
-      done
-    fi
-    mkdir -p /run/nspawn-fast/ready 2>/dev/null && printf '%s %s' "$leader" "$start" > "$stamp" 2>/dev/null
-  fi
-  printf '%s %s\n' "$leader" "$start"
-  container_env "$leader"
+  deadline=$(( $(date +%s) + timeout ))
+  while :; do
+    found=$(probe "$name" "$timeout")
+    case $? in
+      0) break ;;
+      2) die not-running "$found; machinectl list shows: $(
+           machinectl list --no-legend 2>&1 | awk '{print $1}' | tr '\n' ' ')" ;;
+    esac
+    [ "$(date +%s)" -lt "$deadline" ] || \
+      die not-ready "$name is not ready after ${timeout}s ($found)"
+    sleep 0.2
+  done
+  printf '%s\n' "$found"
+  container_env "${found%% *}"
 }
 tree() {
   dir=$1; shift

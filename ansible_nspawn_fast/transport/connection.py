@@ -77,9 +77,9 @@ class Connection(ansible_mitogen.connection.Connection):
             return [plan.host_hop_local()]
         return [ansible_mitogen.connection._connect_ssh(self._spec(_HostSpec))]
 
-    def _service_get(self, stack: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    def _service_get(self, stack: list[dict[str, t.Any]], binding: t.Any = None) -> dict[str, t.Any]:
         dct = mitogen.service.call(
-            call_context=self.binding.get_service_context(),
+            call_context=(binding or self.binding).get_service_context(),
             service_name="ansible_mitogen.services.ContextService",
             method_name="get",
             stack=_cast(list(stack)),
@@ -254,5 +254,13 @@ class Connection(ansible_mitogen.connection.Connection):
                                  method_name="reset", stack=_cast(list(stack)))
         except mitogen.core.Error:
             pass  # already forgotten on disconnect
+        try:
+            # The old leader may still be alive while its container shuts down: the next
+            # task must look the container up again (and wait for its reboot), not reuse it.
+            if self._target is not None and self._target.container is not None:
+                host = self._service_get(stack[:-1], binding)["context"]
+                host.call(hostside.forget, str(self._target.container))
+        except (mitogen.core.Error, ansible.errors.AnsibleConnectionFailure):
+            pass  # the host is gone too: its cache went with it
         finally:
             binding.close()

@@ -4,7 +4,7 @@ No Ansible here. The leader of each container is cached in this process; a
 cached leader is reused only while /proc/PID/stat still shows the start time
 it had, so a restarted container (new leader) or a reused PID is noticed
 before a task runs, without starting a process. A miss runs the helper's
-`lookup` verb once (machinectl show, wait for boot, one-time ready stamp).
+`lookup` verb once (machinectl show, wait until the container is booted).
 """
 from __future__ import annotations
 

@@ -12,10 +12,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import host_sh
+from conftest import guest_sh, host_sh
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 BIN = Path(sys.executable).parent
@@ -123,6 +124,52 @@ def test_container_restarted_between_tasks_is_entered_again(lab, strategy):
                        "-e", f"container_host={host1['name']}", env={"ANSIBLE_STRATEGY": strategy})
     assert proc.returncode == 0, proc.output[-4000:]
     assert recap(proc.output)[host1["guests"][-1]]["failed"] == 0
+
+
+REBOOT_UNTIL_NEW_LEADER = """
+name={name}
+old=$(machinectl show -p Leader --value "$name")
+for attempt in 1 2 3; do
+  machinectl reboot "$name"
+  for i in $(seq 1 100); do
+    new=$(machinectl show -p Leader --value "$name" 2>/dev/null)
+    [ -n "$new" ] && [ "$new" != "$old" ] && exit 0
+    sleep 0.1
+  done
+done
+exit 1
+"""
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_container_killed_during_a_task_fails_that_task_and_the_next_task_reconnects(lab, strategy):
+    host2 = lab["hosts"][-1]
+    guest = host2["guests"][-1]
+    guest_sh(lab, host2, guest, "rm -f /tmp/killed-marker")
+    env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_DEPRECATION_WARNINGS": "0", "ANSIBLE_STRATEGY": strategy}
+    play = subprocess.Popen([str(BIN / "ansible-playbook"), str(PLAYBOOKS / "killed_during_task.yml"),
+                             "-e", f"target={guest}"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while guest_sh(lab, host2, guest, "test -e /tmp/killed-marker", check=False).returncode != 0:
+            assert play.poll() is None, play.stdout.read()
+            assert time.monotonic() < deadline, "the long command never started"
+            time.sleep(0.5)
+        time.sleep(1)  # the sleep is running now
+        host_sh(lab, host2, REBOOT_UNTIL_NEW_LEADER.format(name=guest))
+        # The interrupted task must fail promptly, not after its 300 s sleep, and not hang.
+        output, _ = play.communicate(timeout=150)
+    finally:
+        if play.poll() is None:
+            play.kill()
+            play.wait()
+    assert play.returncode == 0, output[-5000:]
+    counts = recap(output)[guest]
+    assert counts["failed"] == 0 and counts["unreachable"] == 0 and counts["ignored"] == 1, output[-3000:]
+    assert f"container {guest} on host 127.0.0.1 stopped or restarted" in output
+    assert "Traceback" not in output
 
 
 def test_verbose_output_shows_the_steps_and_never_a_password(lab, tmp_path):
