@@ -9,6 +9,9 @@ name, so its options (the shim's DOCUMENTATION) are resolved as usual.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import typing as t
 
 import ansible_mitogen.loaders
@@ -39,11 +42,33 @@ def _get_with_context(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any
     return get_with_context
 
 
-def _install_responder_hook() -> None:
-    """Let the multiplexer serve our package to the host interpreters (hostside.py).
+PR_SET_PDEATHSIG = 1
 
-    The multiplexer is forked from this process on the first strategy start,
-    so the hook must be in place before it; installing it twice is harmless.
+
+def _exit_with_parent() -> None:
+    """In the multiplexer: die when the controller dies, even by SIGKILL.
+
+    ansible_mitogen's multiplexer waits for its socket to the controller to close, but
+    the task workers hold that socket too and a worker waits for its task's result
+    from the multiplexer: after a SIGKILL of ansible-playbook nothing ends. With a
+    parent-death signal the multiplexer goes at once; its SSH connections close, the
+    host interpreters see EOF and exit, and their container interpreters with them.
+    """
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not Linux: keep ansible_mitogen's own behaviour
+    if parent == 1 or os.getppid() != parent:  # the controller died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_mux_hooks() -> None:
+    """Hooks that run in the multiplexer as it starts (ansible_mitogen's responder setup).
+
+    They let it serve our package to the host interpreters (hostside.py) and tie its
+    life to the controller's. The multiplexer is forked from this process on the first
+    strategy start, so the hook must be in place before it; installing it twice is
+    harmless.
     """
     setup = ansible_mitogen.process._setup_responder
     if getattr(setup, "nspawn_fast", False):
@@ -52,6 +77,7 @@ def _install_responder_hook() -> None:
     def setup_responder(responder: t.Any) -> None:
         setup(responder)
         responder.whitelist_prefix("ansible_nspawn_fast")
+        _exit_with_parent()
 
     setup_responder.nspawn_fast = True  # type: ignore[attr-defined]
     ansible_mitogen.process._setup_responder = setup_responder
@@ -61,7 +87,7 @@ class NspawnStrategyMixin(ansible_mitogen.strategy.StrategyMixin):
     def run(self, iterator: t.Any, play_context: t.Any, result: int = 0) -> t.Any:
         # ansible_mitogen's own wrapper delegates names it does not redirect to
         # loaders.connection_loader__get_with_context: hook there.
-        _install_responder_hook()
+        _install_mux_hooks()
         original = ansible_mitogen.loaders.connection_loader__get_with_context
         ansible_mitogen.loaders.connection_loader__get_with_context = _get_with_context(original)
         try:
