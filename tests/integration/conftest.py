@@ -2,7 +2,8 @@
 
 The lab must come up: if it cannot be built the tests FAIL (never skip), because
 every claim of this project is only shown against real containers.
-Set NSPAWN_FAST_LAB_DOWN=1 to take it down after the session.
+Set NSPAWN_FAST_LAB_DOWN=1 to take it down after the session; NSPAWN_FAST_LAB_DIR with
+NSPAWN_FAST_LAB_HOST_PORT_BASE / NSPAWN_FAST_LAB_GUEST_PORT_BASE runs against a second lab.
 """
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def up_args() -> list[str]:
     try:
         shape = json.loads((LAB_DIR / "lab.json").read_text())["shape"]
     except (OSError, ValueError, KeyError):
+        # A second lab beside the default one (e.g. a tox env per ansible-core version run
+        # at the same time) needs its own dir and ports.
+        for var, flag in (("NSPAWN_FAST_LAB_HOST_PORT_BASE", "--host-port-base"),
+                          ("NSPAWN_FAST_LAB_GUEST_PORT_BASE", "--guest-port-base")):
+            if os.environ.get(var):
+                args += [flag, os.environ[var]]
         return args
     args += ["--hosts", str(shape["hosts"]), "--guests", str(shape["guests"]),
              "--host-port-base", str(shape["host_port_base"]),
