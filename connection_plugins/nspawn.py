@@ -65,8 +65,9 @@ options:
       - name: ansible_nspawn_host_sudo
   nspawn_boot_timeout:
     description:
-      - Seconds to wait, the first time a leader is seen, for a booted container to finish
-        booting (C(systemctl is-system-running --wait)); 0 does not wait.
+      - Seconds to wait for a container that is booting, stopping or restarting (its
+        C(systemd-nspawn@) unit in auto-restart) until C(systemctl is-system-running) in it
+        says running or degraded; 0 enters whatever leader is registered, without waiting.
     type: integer
     default: 90
     vars:

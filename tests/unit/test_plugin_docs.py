@@ -45,3 +45,12 @@ def test_container_defaults_to_inventory_hostname_and_the_explicit_name_wins():
     container = shim_documentation()["options"]["nspawn_container"]
     # Ansible lets the last listed variable win.
     assert var_names(container) == ["inventory_hostname", "ansible_nspawn_container"]
+
+
+def test_readme_documents_every_nspawn_option():
+    readme = (SHIM.parents[1] / "README.md").read_text()
+    for name, option in shim_documentation()["options"].items():
+        if name.startswith("nspawn_"):
+            assert f"| `{name}` |" in readme, f"{name} is missing from README's option table"
+            for var in var_names(option):
+                assert var in readme, f"{var} is missing from README"
