@@ -1,4 +1,4 @@
-"""The `nspawn-fast` console command.  Today: `nspawn-fast lab up|status|down`."""
+"""The `nspawn-fast` console command: `nspawn-fast lab up|status|down` and `nspawn-fast bench`."""
 from __future__ import annotations
 
 import argparse
@@ -29,12 +29,24 @@ def _parser() -> argparse.ArgumentParser:
                     help="first guest sshd port with --guest-sshd (default 2301)")
     lsub.add_parser("status", parents=[common], help="show hosts, guests, ports and states")
     lsub.add_parser("down", parents=[common], help="stop and remove the lab (keeps the image)")
+    bench = sub.add_parser("bench", help="run the benchmark suite against the bench lab and "
+                                         "write benchmarks/RESULTS.md and the chart")
+    from .bench.command import add_arguments
+    add_arguments(bench)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pathlib import Path
+
+    if args.cmd == "bench":
+        from .bench.command import run
+        try:
+            return run(args, list(argv if argv is not None else sys.argv[1:])[1:])
+        except LabError as e:
+            print(f"nspawn-fast: error: {e}", file=sys.stderr)
+            return 1
 
     from .lab import lab
 

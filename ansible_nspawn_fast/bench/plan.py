@@ -1,0 +1,146 @@
+"""What the suite measures, as plain data: configurations, workloads, scales, cases.
+
+A case is one `ansible-playbook` run. Cases are ordered round-major and then by
+configuration (A B C D A B C D ...), so that the noise of a shared machine falls
+on every configuration alike.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Inventory shapes (see inventory.py).
+SSH, NSPAWN, MACHINECTL, LOCAL = "ssh", "nspawn", "machinectl", "local"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    strategy: str      # linear, mitogen_linear, nspawn_linear
+    shape: str         # how the containers are addressed in the inventory
+    about: str
+    only: tuple[str, ...] = ()  # workloads it applies to (empty: all)
+    playbook: str = ""          # overrides the workload's playbook (the debug floor)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    playbook: str
+    tasks: int  # task executions per container (a loop counts its items)
+    about: str
+
+
+REFERENCE = "nspawn_linear"
+
+CONFIGS: dict[str, Config] = {c.name: c for c in (
+    Config("ssh", "linear", SSH,
+           "stock ssh connection into an sshd in each container (pipelining, ControlPersist)"),
+    Config("nspawn", "linear", NSPAWN, "our nspawn connection plugin under stock linear"),
+    Config("mitogen", "mitogen_linear", MACHINECTL,
+           "mitogen_linear, Mitogen's machinectl connection with mitogen_via the host"),
+    Config(REFERENCE, "nspawn_linear", NSPAWN, "ours: nspawn connection under nspawn_linear"),
+    Config("local", "nspawn_linear", LOCAL,
+           "floor: the same play under nspawn_linear against local-connection hosts"),
+    Config("debug", "linear", NSPAWN,
+           "floor: Ansible's own overhead, as many debug tasks under stock linear",
+           only=("mix",), playbook="debug.yml"),
+)}
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (
+    Workload("mix", "mix.yml", 50,
+             "(a) 50 tasks: command, shell, copy, template, file, stat, lineinfile, ping"),
+    Workload("bigfile", "bigfile.yml", 4, "(b) copy of a 100 MB file and a fetch back "
+             "(plus mkdir and rm)"),
+    Workload("loop", "loop.yml", 100, "(c) one command task looping over 100 items"),
+    Workload("facts", "facts.yml", 1, "(d) fact gathering (setup, all subsets)"),
+)}
+
+
+@dataclass(frozen=True)
+class Case:
+    workload: str
+    containers: int
+    forks: int
+    round: int
+    config: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.workload}-n{self.containers}-f{self.forks}-r{self.round}-{self.config}"
+
+    @property
+    def group(self) -> str:
+        return f"{self.workload}-n{self.containers}-f{self.forks}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (workload, containers, forks) point, measured for a set of configurations."""
+
+    workload: str
+    containers: int
+    forks: int
+    configs: tuple[str, ...] = tuple(CONFIGS)
+
+
+def applies(config: str, workload: str) -> bool:
+    only = CONFIGS[config].only
+    return not only or workload in only
+
+
+def cases(cells: list[Cell], rounds: int) -> list[Case]:
+    """Every cell's configurations, interleaved, repeated for each round.
+
+    Within a round all cells come in order, and within a cell all configurations:
+    a cell's rounds are spread over the whole session, not run back to back.
+    """
+    out = []
+    for r, cell in itertools.product(range(1, rounds + 1), cells):
+        out += [Case(cell.workload, cell.containers, cell.forks, r, c)
+                for c in cell.configs if applies(c, cell.workload)]
+    return out
+
+
+def matrix(scales: list[int], forks: list[int], workloads: list[str],
+           configs: list[str] | None = None) -> list[Cell]:
+    """The full cross product (the issue's matrix, or a part of it)."""
+    cfgs = tuple(configs or CONFIGS)
+    return [Cell(w, n, f, cfgs) for w in workloads for n in scales for f in forks]
+
+
+FAST = ("mitogen", REFERENCE)  # the persistent-interpreter configurations
+
+
+def default_cells() -> list[Cell]:
+    """What fits in ~25 minutes on 2 cores with 2 rounds (measured: `ssh` and `nspawn`
+    take 1.5-3 min per workload at 10 containers, about 5x that at 50): every workload
+    at 1 container, workload (a) at 10 with every configuration and at 50 with the
+    persistent-interpreter ones (the 1.6x-more-at-50 target).
+    """
+    return (matrix([1], [10], list(WORKLOADS)) + matrix([10], [10], ["mix"])
+            + matrix([50], [10], ["mix"], list(FAST)))
+
+
+def extended_cells() -> list[Cell]:
+    """About 50 minutes with 1 round: every workload at 1 and 10 containers, workload (a)
+    at 50 with every configuration (forks 10) and with the fast ones plus the debug
+    floor at forks 50.
+    """
+    return (matrix([1, 10], [10], list(WORKLOADS)) + matrix([50], [10], ["mix"])
+            + matrix([50], [50], ["mix"], [*FAST, "debug"]))
+
+
+def smoke_cells() -> list[Cell]:
+    """CI: one container, every workload and configuration, so that none can rot."""
+    return matrix([1], [10], list(WORKLOADS))
+
+
+def guests_needed(cells: list[Cell], hosts: int = 2) -> int:
+    """Guests per host for the largest scale (containers are spread over the hosts)."""
+    biggest = max(c.containers for c in cells)
+    return max(1, -(-biggest // hosts))

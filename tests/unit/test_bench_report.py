@@ -1,0 +1,70 @@
+"""Report rendering from a fixture of results: medians, ratios, targets, markdown, chart."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ansible_nspawn_fast.bench import report
+
+WALLS = {  # (containers, forks, config) -> walls over two rounds
+    (10, 10, "ssh"): [100, 110], (10, 10, "mitogen"): [30, 34], (10, 10, "nspawn_linear"): [18, 20],
+    (10, 10, "local"): [15, 15], (10, 10, "debug"): [8, 8],
+    (50, 10, "mitogen"): [150, 150], (50, 10, "nspawn_linear"): [80, 80], (50, 10, "debug"): [30, 30],
+}
+
+
+def runs() -> list[dict]:
+    out = []
+    for (n, f, c), walls in WALLS.items():
+        for i, w in enumerate(walls, 1):
+            out.append({"workload": "mix", "containers": n, "forks": f, "round": i, "config": c,
+                        "tasks": 50, "wall_s": w, "cpu_s": w / 2, "host_pids": 100, "ssh_conns": 2,
+                        "interpreters": 10 if "linear" in c or c == "mitogen" else 0,
+                        "interp_rss_kb": 35000 if c in ("mitogen", "nspawn_linear") else None})
+    return out
+
+
+def test_summarise_medians_and_ratios() -> None:
+    s = report.summarise(runs())
+    cell = s[report.Key("mix", 10, 10)]
+    assert cell["ssh"]["wall_s"] == 105 and cell["ssh"]["wall_min"] == 100
+    assert cell["nspawn_linear"]["ratio"] == 1
+    assert cell["ssh"]["ratio"] == 105 / 19
+    assert cell["nspawn_linear"]["ms_task_ctr"] == 1000 * 19 / 500
+    assert cell["nspawn_linear"]["over_floor_ms"] == 1000 * 4 / 500
+    assert report.summarise(runs())[report.Key("mix", 50, 10)]["mitogen"]["over_floor_ms"] is None
+
+
+def test_targets_verdicts() -> None:
+    rows = {t: (m, v) for t, m, v in report.targets(report.summarise(runs()))}
+    ssh = next(v for t, v in rows.items() if "than ssh" in t)
+    assert ssh == ("5.53x", "met")
+    mit10 = next(v for t, v in rows.items() if "than mitogen" in t)
+    assert mit10 == ("1.68x", "met")
+    mit50 = next(v for t, v in rows.items() if "more at 50" in t)
+    assert mit50 == ("1.88x", "met")
+    floors = [v for t, v in rows.items() if "debug" in t]
+    assert floors == [("2.38x", "met"), ("2.67x", "met")]
+    growth = next(v for t, v in rows.items() if "grows" in t)
+    assert growth == ("4.21x", "met")
+
+
+def test_missing_cells_are_not_measured() -> None:
+    rows = report.targets(report.summarise([r for r in runs() if r["config"] != "ssh"]))
+    assert rows[0][1:] == ("-", "not measured")
+
+
+def test_markdown_and_chart(tmp_path: Path) -> None:
+    raw = tmp_path / "bench.json"
+    raw.write_text(json.dumps({"datetime": "2026-11-25T18:00:00", "benchmarks": [
+        {"extra_info": r} for r in runs()] + [{"extra_info": {"config": "ssh"}}]}))
+    meta = {"label": "default", "rounds": 2, "command": "nspawn-fast bench", "commit": "abc",
+            "machine": "2 CPUs", "versions": "ansible-core 2.19", "not_run": ["forks 50: time"],
+            "failures": [{"id": "mix-n50-f10-r1-ssh", "why": "trace\nansible-playbook exit 2"}]}
+    md = report.write(tmp_path / "out", raw, meta).read_text()
+    assert "| `ssh` | 105.0 s (5.53x) | - |" in md
+    assert "`mix-n50-f10-r1-ssh`: ansible-playbook exit 2" in md
+    assert "- forks 50: time" in md
+    assert "2026-11-25T18:00:00" in md
+    assert (tmp_path / "out" / report.CHART).stat().st_size > 1000
+    assert (tmp_path / "out" / report.RAW).exists()
