@@ -1,7 +1,9 @@
-"""The mitogen side of `strategy = nspawn_linear`.
+"""The mitogen side of `strategy = nspawn_linear` (docs/design-nspawn-linear.md).
 
-- plan.py      the connection stack as plain data (no Ansible, no mitogen calls)
-- hostside.py  runs in the host's persistent interpreter: leader lookup and cache
-- connection.py  the Ansible adapter: an ansible_mitogen Connection for `nspawn`
-- strategy.py  the strategy mixin: ansible_mitogen's, plus `nspawn` -> our adapter
+- plan.py        the connection stack as plain data (no Ansible, no mitogen calls)
+- connection.py  the Ansible adapter in each task's worker: an ansible_mitogen Connection for `nspawn`
+- muxside.py     in the multiplexer: one call per task (host, leader, container interpreter)
+- hostside.py    in each host's interpreter: leader cache, parallel container starts
+- strategy.py    the strategy mixin: ansible_mitogen's, plus `nspawn` -> our adapter and the hooks
+- lifetime.py    multiplexer and workers end with the controller, even on SIGKILL
 """

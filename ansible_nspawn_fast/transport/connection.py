@@ -6,12 +6,13 @@ the target spec with the same `target_from_options`. Everything else (module
 execution in the persistent interpreter, file transfer through FileService,
 become hops, temp dirs) is ansible_mitogen's.
 
-Per task, in the worker: get the host context from ContextService (cached in
-the multiplexer), ask it for the container's leader (hostside.leader: cached
-and validated there), then get the container context for that leader.
+Per task, in the worker: one call to the multiplexer's NspawnService
+(muxside.py), which gets the host's context, the container's leader (cached and
+checked on the host, hostside.py) and the container's interpreter for that leader.
 """
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 import ansible.errors
@@ -27,10 +28,11 @@ from .. import enter
 from ..connection import Connection as PluginConnection
 from ..connection import helper_error, to_ansible_error
 from ..target import NspawnTarget, target_from_options
-from . import hostside, plan
+from . import hostside, lifetime, plan
 
 display = Display()
 _cast = ansible_mitogen.utils.unsafe.cast
+NSPAWN_SERVICE = "ansible_nspawn_fast.transport.muxside.NspawnService"
 
 
 class _CallChain(ansible_mitogen.connection.CallChain):
@@ -89,70 +91,75 @@ class Connection(ansible_mitogen.connection.Connection):
                 f"cannot reach {self._target.where if self._target else 'the host'}: {dct['msg']}")
         return dct
 
-    def _leader(self, target: NspawnTarget, host_stack: list[dict[str, t.Any]]) -> enter.Leader | None:
-        if target.is_directory:
-            return None
-        host = self._service_get(host_stack)["context"]
-        try:
-            res = host.call(hostside.leader, str(target.container), int(target.boot_timeout),
-                            bool(target.host_sudo))
-        except mitogen.core.ChannelError as e:
-            raise ansible.errors.AnsibleConnectionFailure(
-                f"lost the connection to host {target.host} while looking up {target.where}: {e}") from e
-        if "leader" in res:
-            leader = enter.Leader(*res["leader"])
-            if not res["cached"]:
-                display.vvv(f"NSPAWN: leader of {target.where} is PID {leader.pid}", host=target.container)
-            return leader
-        found = enter.parse_helper_error(res["rc"], res["stdout"], res["stderr"])
-        if found is not None:
-            raise to_ansible_error(helper_error(target, *found))
-        raise ansible.errors.AnsibleConnectionFailure(
-            f"cannot look up the leader of {target.where} (rc={res['rc']}): "
-            f"{res['stderr'].decode('utf-8', 'replace').strip()}")
-
-    def _build_stack(self) -> tuple[str, list[dict[str, t.Any]]]:
+    def _resolve(self, connect: bool) -> dict[str, t.Any]:
+        """Ask the multiplexer for the stack (and, with `connect`, the context) of this task."""
         target = self._target = self._nspawn_target()
+        spec = self._spec(ansible_mitogen.transport_config.PlayContextSpec)
+        self._python = list(spec.python_path())
+        extra_hops = []
+        if spec.become() and (spec.become_user() or "root") != "root":  # inside, we are root
+            extra_hops.append(ansible_mitogen.connection.CONNECTION_METHOD[spec.become_method()](spec))
         own_binding = self.binding is None
         if own_binding:
             self.binding = ansible_mitogen.process.get_worker_model().get_binding(
-                plan.binding_name(target))
+                _cast(plan.binding_name(target)))
         try:
-            host_stack = self._host_stack(target)
-            leader = self._leader(target, host_stack)
+            res = mitogen.service.call(
+                call_context=self.binding.get_service_context(), service_name=NSPAWN_SERVICE,
+                method_name="get", host_stack=_cast(self._host_stack(target)),
+                target=_cast(dataclasses.asdict(target)), python=_cast(self._python),
+                connect_timeout=_cast(spec.timeout()), extra_hops=_cast(extra_hops), connect=connect)
         finally:
             if own_binding:
                 self.binding.close()
                 self.binding = None
-        spec = self._spec(ansible_mitogen.transport_config.PlayContextSpec)
-        self._leader_found, self._python = leader, list(spec.python_path())
-        stack = host_stack + [plan.container_hop(target, leader, self._python,
-                                                 connect_timeout=spec.timeout())]
-        if spec.become() and (spec.become_user() or "root") != "root":  # inside, we are root
-            stack.append(ansible_mitogen.connection.CONNECTION_METHOD[spec.become_method()](spec))
-        return spec.inventory_name(), _cast(stack)
+        self._leader_found = enter.Leader(*res["leader"]) if res.get("leader") else None
+        if "lookup" in res:
+            raise self._lookup_error(target, res["lookup"])
+        if self._leader_found is not None and not res["cached"]:
+            display.vvv(f"NSPAWN: leader of {target.where} is PID {self._leader_found.pid}",
+                        host=target.container)
+        return res
+
+    @staticmethod
+    def _lookup_error(target: NspawnTarget, res: dict[str, t.Any]) -> ansible.errors.AnsibleError:
+        found = enter.parse_helper_error(res["rc"], res["stdout"], res["stderr"])
+        if found is not None:
+            return to_ansible_error(helper_error(target, *found))
+        return ansible.errors.AnsibleConnectionFailure(
+            f"cannot look up the leader of {target.where} (rc={res['rc']}): "
+            f"{res['stderr'].decode('utf-8', 'replace').strip()}")
+
+    def _build_stack(self) -> tuple[str, list[dict[str, t.Any]]]:
+        # Used by ansible_mitogen's reset() (meta: reset_connection).
+        stack = self._resolve(connect=False)["stack"]
+        return self.get_task_var("inventory_hostname"), _cast(stack)
 
     def _connect(self) -> None:
         if self.connected or self._plain is not None:
             return
+        lifetime.exit_with_parent()  # this task's worker goes when the controller goes
         target = self._target = self._nspawn_target()
         self.binding = ansible_mitogen.process.get_worker_model().get_binding(
             _cast(plan.binding_name(target)))
-        _, stack = self._build_stack()
         display.vvv(f"ESTABLISH NSPAWN (mitogen) CONNECTION TO {target.where}",
                     host=target.container or target.host)
-        try:
-            self._connect_stack(stack)
-        except ansible.errors.AnsibleConnectionFailure:
-            if not self._lacks_python():
-                raise
-            # raw must work in a container without python (it is how python gets
-            # installed): such a task goes through the plain per-command connection.
-            display.vvv(f"NSPAWN: no {self._python[0]} in {target.where}: raw commands and file "
-                        "transfers use the per-command nspawn connection", host=target.container)
-            self._plain = self._plain_connection()
-            return
-        self._stack = stack
+        res = self._resolve(connect=True)
+        if res["msg"]:
+            if res.get("method_name") == plan.CONTAINER_METHOD and self._lacks_python():
+                # raw must work in a container without python (it is how python gets
+                # installed): such a task goes through the plain per-command connection.
+                display.vvv(f"NSPAWN: no {self._python[0]} in {target.where}: raw commands and "
+                            "file transfers use the per-command nspawn connection", host=target.container)
+                self._plain = self._plain_connection()
+                return
+            if res.get("method_name") in self.become_methods:
+                raise ansible.errors.AnsibleModuleError(res["msg"])
+            raise ansible.errors.AnsibleConnectionFailure(f"cannot reach {target.where}: {res['msg']}")
+        self._stack = res["stack"]
+        self.context = res["context"]
+        self.login_context = res["via"] if self.become else self.context
+        self.init_child_result = res["init_child_result"]
         self.chain = _CallChain(self, self.context, pipelined=True)
 
     _stack: list[dict[str, t.Any]] | None = None

@@ -5,13 +5,24 @@ cached leader is reused only while /proc/PID/stat still shows the start time
 it had, so a restarted container (new leader) or a reused PID is noticed
 before a task runs, without starting a process. A miss runs the helper's
 `lookup` verb once (machinectl show, wait until the container is booted).
+
+HostService answers on a thread pool, not on the interpreter's main thread
+(where mitogen runs plain calls one at a time): the containers of one host are
+looked up and their interpreters started in parallel.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 
+import mitogen.core
+import mitogen.parent
+import mitogen.service
+
 from ansible_nspawn_fast import enter
+
+# Threads of the host's service pool: how many containers of one host start at once.
+POOL_SIZE = 16
 
 # name -> enter.Leader fields as a plain tuple (mitogen only unpickles plain types)
 _leaders: dict[str, tuple] = {}
@@ -42,6 +53,33 @@ def leader(name: str, boot_timeout: int, sudo: bool = False) -> dict:
     found = tuple(enter.parse_leader(proc.stdout))
     _leaders[name] = found
     return {"leader": found, "cached": False}
+
+
+@mitogen.core.takes_econtext
+def prepare(econtext: mitogen.core.ExternalContext) -> None:
+    """Once per host interpreter, on its main thread, before HostService is used."""
+    global _econtext
+    _econtext = econtext
+    # Make this interpreter a parent able to start children, then size its service pool
+    # (created with 2 threads on first use otherwise); both are no-ops the second time.
+    mitogen.parent.upgrade_router(econtext)
+    mitogen.service.get_or_create_pool(size=POOL_SIZE, router=econtext.router)
+
+
+_econtext: mitogen.core.ExternalContext | None = None
+
+
+class HostService(mitogen.service.Service):
+    """Leader lookups and container interpreter starts, on the pool's threads."""
+
+    @mitogen.service.expose(mitogen.service.AllowParents())
+    def leader(self, name: str, boot_timeout: int, sudo: bool) -> dict:
+        return leader(name, boot_timeout, sudo)
+
+    @mitogen.service.expose(mitogen.service.AllowParents())
+    def connect(self, name: str | None, connection_method: str, kwargs: dict) -> dict:
+        """What mitogen's Router.proxy_connect asks of the intermediary, off the main thread."""
+        return mitogen.parent._proxy_connect(name, connection_method, kwargs, econtext=_econtext)
 
 
 def has_program(root: str, program: str, search_path: str) -> bool:

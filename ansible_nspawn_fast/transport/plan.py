@@ -5,10 +5,11 @@ A stack is what ansible_mitogen's ContextService.get() takes: a list of
 previous one. For a machine on a remote host it is
 
     [ssh to the host, python3 there]            one per host, shared by its containers
-    [local: HOST_HELPER exec LEADER... python]  one per container, started in the host context
+    [nspawn_local: HOST_HELPER exec LEADER... python]  one per container, started by the host
     [sudo/su ...]                               when the task becomes another user
 
-The container hop is mitogen's plain `local` method whose python_path is the
+The container hop is mitogen's plain `local` method (as `nspawn_local`, which the
+host runs on a thread of its own: muxside.py) whose python_path is the
 same host helper the connection plugin uses (`enter.HOST_HELPER`, verb exec):
 cgroup join, the container's environment, nsenter into the namespaces that
 differ, and a subshell fork into the PID namespace. Because the leader's PID
@@ -24,6 +25,8 @@ from .. import enter
 from ..target import NspawnTarget
 
 HOST_PYTHON = ("python3",)
+# mitogen's `local` method, started by the host's interpreter on a pool thread (muxside.py).
+CONTAINER_METHOD = "nspawn_local"
 
 
 def _helper_argv(target: NspawnTarget, verb: str, *args: str) -> list[str]:
@@ -49,13 +52,20 @@ def container_python_argv(target: NspawnTarget, leader: enter.Leader | None,
 def container_hop(target: NspawnTarget, leader: enter.Leader | None,
                   python: list[str], connect_timeout: int | None = None) -> dict[str, Any]:
     return {
-        "method": "local",
+        "method": CONTAINER_METHOD,
         "kwargs": {
             "python_path": container_python_argv(target, leader, python),
             "connect_timeout": connect_timeout,
-            "remote_name": f"nspawn:{target.container or target.directory}",
+            "remote_name": remote_name(target),
         },
     }
+
+
+def remote_name(target: NspawnTarget) -> str:
+    """The interpreter's process title suffix, python3(mitogen:NAME): mitogen refuses slashes."""
+    if target.is_directory:
+        return "nspawn-tree:" + str(target.directory).strip("/").replace("/", ":")
+    return f"nspawn:{target.container}"
 
 
 def host_hop_local() -> dict[str, Any]:

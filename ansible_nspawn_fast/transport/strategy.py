@@ -9,9 +9,6 @@ name, so its options (the shim's DOCUMENTATION) are resolved as usual.
 """
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
 import typing as t
 
 import ansible_mitogen.loaders
@@ -19,6 +16,7 @@ import ansible_mitogen.process
 import ansible_mitogen.strategy
 
 from ..connection import Connection as PluginConnection
+from . import lifetime, muxside
 from .connection import Connection as MitogenNspawnConnection
 
 _loader = ansible_mitogen.loaders.connection_loader
@@ -42,33 +40,13 @@ def _get_with_context(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any
     return get_with_context
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _exit_with_parent() -> None:
-    """In the multiplexer: die when the controller dies, even by SIGKILL.
-
-    ansible_mitogen's multiplexer waits for its socket to the controller to close, but
-    the task workers hold that socket too and a worker waits for its task's result
-    from the multiplexer: after a SIGKILL of ansible-playbook nothing ends. With a
-    parent-death signal the multiplexer goes at once; its SSH connections close, the
-    host interpreters see EOF and exit, and their container interpreters with them.
-    """
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        return  # not Linux: keep ansible_mitogen's own behaviour
-    if parent == 1 or os.getppid() != parent:  # the controller died before prctl
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _install_mux_hooks() -> None:
-    """Hooks that run in the multiplexer as it starts (ansible_mitogen's responder setup).
+    """Hooks that run in the multiplexer as it starts (its responder and pool setup).
 
-    They let it serve our package to the host interpreters (hostside.py) and tie its
-    life to the controller's. The multiplexer is forked from this process on the first
-    strategy start, so the hook must be in place before it; installing it twice is
-    harmless.
+    They let it serve our package to the host interpreters (hostside.py), add our
+    service and router method (muxside.py) and tie its life to the controller's.
+    The multiplexer is forked from this process on the first strategy start, so the
+    hooks must be in place before it; installing them twice is harmless.
     """
     setup = ansible_mitogen.process._setup_responder
     if getattr(setup, "nspawn_fast", False):
@@ -77,10 +55,17 @@ def _install_mux_hooks() -> None:
     def setup_responder(responder: t.Any) -> None:
         setup(responder)
         responder.whitelist_prefix("ansible_nspawn_fast")
-        _exit_with_parent()
+        lifetime.exit_with_parent()
+
+    setup_pool = ansible_mitogen.process.setup_pool
+
+    def setup_pool_and_ours(pool: t.Any) -> None:
+        setup_pool(pool)
+        muxside.install(pool)
 
     setup_responder.nspawn_fast = True  # type: ignore[attr-defined]
     ansible_mitogen.process._setup_responder = setup_responder
+    ansible_mitogen.process.setup_pool = setup_pool_and_ours
 
 
 class NspawnStrategyMixin(ansible_mitogen.strategy.StrategyMixin):

@@ -15,7 +15,7 @@ TREE = NspawnTarget(host="h", directory="/srv/tree", nspawn_args=("--bind=/cache
 @pytest.mark.parametrize("target, prefix", [(MACHINE, []), (SUDO, ["sudo", "-n", "--"])])
 def test_container_hop_is_the_helper_exec_verb(target, prefix):
     hop = plan.container_hop(target, LEADER, ["/usr/bin/python3"])
-    assert hop["method"] == "local"
+    assert hop["method"] == plan.CONTAINER_METHOD == "nspawn_local"
     assert hop["kwargs"]["python_path"] == [*prefix, "sh", "-c", enter.HOST_HELPER, "nspawn-fast",
                                             "exec", "1234", "5678", "/usr/bin", "C.UTF-8", "/bin/bash",
                                             "/usr/bin/python3"]
@@ -56,3 +56,9 @@ def test_cached_leader_is_reused_only_while_alive(monkeypatch):
     assert hostside.leader("web", 0) == {"leader": (42, 99, "/usr/bin", "", "/bin/sh"), "cached": False}
     assert calls[0][4:] == ["lookup", "web", "0"]
     hostside.forget("web")
+
+
+def test_remote_names_have_no_slashes():
+    # mitogen refuses a remote_name with '/': a tree's path is spelled with ':'.
+    assert plan.container_hop(TREE, None, ["python3"])["kwargs"]["remote_name"] == "nspawn-tree:srv:tree"
+    assert plan.container_hop(MACHINE, LEADER, ["python3"])["kwargs"]["remote_name"] == "nspawn:web"
