@@ -98,7 +98,9 @@ class Connection(ansible_mitogen.connection.Connection):
         self._python = list(spec.python_path())
         extra_hops = []
         if spec.become() and (spec.become_user() or "root") != "root":  # inside, we are root
-            extra_hops.append(ansible_mitogen.connection.CONNECTION_METHOD[spec.become_method()](spec))
+            hop = ansible_mitogen.connection.CONNECTION_METHOD[spec.become_method()](spec)
+            hop["kwargs"]["connect_timeout"] = plan.bootstrap_timeout(hop["kwargs"].get("connect_timeout"))
+            extra_hops.append(hop)
         own_binding = self.binding is None
         if own_binding:
             self.binding = ansible_mitogen.process.get_worker_model().get_binding(

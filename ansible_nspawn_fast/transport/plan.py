@@ -27,6 +27,14 @@ from ..target import NspawnTarget
 HOST_PYTHON = ("python3",)
 # mitogen's `local` method, started by the host's interpreter on a pool thread (muxside.py).
 CONTAINER_METHOD = "nspawn_local"
+# Seconds at least for an interpreter to start inside a container (and for a become hop in
+# it). Ansible's `timeout` (10 s by default) is meant for SSH; this start is local CPU work,
+# which a busy host (many containers starting at once) stretches without anything wrong.
+MIN_BOOTSTRAP_TIMEOUT = 30
+
+
+def bootstrap_timeout(connect_timeout: int | None) -> int:
+    return max(connect_timeout or 0, MIN_BOOTSTRAP_TIMEOUT)
 
 
 def _helper_argv(target: NspawnTarget, verb: str, *args: str) -> list[str]:
@@ -55,7 +63,7 @@ def container_hop(target: NspawnTarget, leader: enter.Leader | None,
         "method": CONTAINER_METHOD,
         "kwargs": {
             "python_path": container_python_argv(target, leader, python),
-            "connect_timeout": connect_timeout,
+            "connect_timeout": bootstrap_timeout(connect_timeout),
             "remote_name": remote_name(target),
         },
     }

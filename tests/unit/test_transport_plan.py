@@ -62,3 +62,8 @@ def test_remote_names_have_no_slashes():
     # mitogen refuses a remote_name with '/': a tree's path is spelled with ':'.
     assert plan.container_hop(TREE, None, ["python3"])["kwargs"]["remote_name"] == "nspawn-tree:srv:tree"
     assert plan.container_hop(MACHINE, LEADER, ["python3"])["kwargs"]["remote_name"] == "nspawn:web"
+
+
+@pytest.mark.parametrize("given, used", [(None, 30), (10, 30), (60, 60)])
+def test_interpreters_in_containers_get_at_least_30_s_to_start(given, used):
+    assert plan.container_hop(MACHINE, LEADER, ["python3"], connect_timeout=given)["kwargs"]["connect_timeout"] == used
