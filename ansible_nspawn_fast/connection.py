@@ -135,7 +135,7 @@ class Connection(ConnectionBase):
             raise to_ansible_error(self._restarted)
         if self._leader is None:
             assert self._host is not None
-            rc, out, err = self._host.run(enter.lookup_command(self.target), sudoable=False)
+            rc, out, err = self._run_on_host(enter.lookup_command(self.target), sudoable=False)
             self._check(rc, out, err)
             if rc != 0:
                 raise AnsibleConnectionFailure(
@@ -146,13 +146,22 @@ class Connection(ConnectionBase):
                         host=self._display_host())
         return self._leader
 
+    def _run_on_host(self, command: str, in_data: bytes | None = None,
+                     sudoable: bool = True) -> tuple[int, bytes, bytes]:
+        assert self._host is not None
+        try:
+            return self._host.run(command, in_data=in_data, sudoable=sudoable)
+        except AnsibleConnectionFailure as e:
+            # SSH's own message, said of the container the user asked for.
+            raise AnsibleConnectionFailure(f"cannot reach {self.target.where}: {e.message}") from e
+
     def exec_command(self, cmd: str, in_data: bytes | None = None,
                      sudoable: bool = True) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         display.vvv(f"EXEC ({self.target.where}) {cmd}", host=self._display_host())
         command = enter.exec_command(self.target, self._leader_for_task(), cmd)
         assert self._host is not None
-        rc, out, err = self._host.run(command, in_data=in_data, sudoable=sudoable)
+        rc, out, err = self._run_on_host(command, in_data=in_data, sudoable=sudoable)
         self._check(rc, out, err)
         return rc, out, err
 

@@ -97,7 +97,11 @@ def test_stopped_and_refused_containers_are_unreachable_and_the_play_goes_on(lab
         "refused:\n  hosts:\n    refused-name:\n"
         f"      ansible_nspawn_container: 'web;touch {marker}'\n"
         "      ansible_connection: nspawn\n"
-        f"      ansible_host: 127.0.0.1\n      ansible_port: {host1['port']}\n")
+        f"      ansible_host: 127.0.0.1\n      ansible_port: {host1['port']}\n"
+        # A host whose sshd is not there (nothing listens on this port).
+        "down:\n  hosts:\n    ssh-down:\n"
+        f"      ansible_nspawn_container: {host1['guests'][0]}\n"
+        "      ansible_connection: nspawn\n      ansible_host: 127.0.0.1\n      ansible_port: 2299\n")
     proc = run_ansible(lab, "-i", lab["inventory"], "-i", str(extra),
                        str(PLAYBOOKS / "unreachable.yml"), env={"ANSIBLE_STRATEGY": strategy})
     assert proc.returncode == 4, proc.output[-4000:]  # 4: some hosts were unreachable
@@ -111,6 +115,10 @@ def test_stopped_and_refused_containers_are_unreachable_and_the_play_goes_on(lab
     assert f"container {stopped} on host 127.0.0.1 is not running" in proc.output
     assert "machinectl list shows:" in proc.output and host1["guests"][0] in proc.output
     assert "invalid container name 'web;touch /tmp/nspawn-fast-pwned'" in proc.output
+    # SSH's own message, said of the container.
+    assert counts["ssh-down"]["unreachable"] == 1
+    assert re.search(rf"cannot reach container {host1['guests'][0]} on host 127.0.0.1: .*"
+                     r"port 2299: Connection refused", proc.output), proc.output[-3000:]
     assert "Traceback" not in proc.output
     # The refused name never reached a shell.
     host_sh(lab, host1, f"test ! -e {marker}")
