@@ -10,7 +10,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(systemd-container debootstrap openssh-server openssh-client iproute2 python3-venv)
+# sshpass: ansible-core < 2.19 needs it for any ssh connection given a password (2.19+ uses
+# SSH_ASKPASS); the tests pass ansible_password to check that it is never logged.
+packages=(systemd-container debootstrap openssh-server openssh-client iproute2 python3-venv sshpass)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
