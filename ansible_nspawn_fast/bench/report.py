@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -157,7 +158,8 @@ def markdown(summary: dict[Key, dict[str, dict[str, Any]]], meta: dict[str, Any]
          f"- machine: {meta['machine']}",
          f"- versions: {meta['versions']}",
          f"- rounds: {meta['rounds']} per configuration, interleaved (A B C D A B C D ...); "
-         "figures are medians over rounds", ""]
+         "figures are medians over rounds",
+         f"- load: {load_line(meta.get('loads') or [])}", ""]
     L += ["## Headline: workload (a), 50-task mix", "",
           "Wall time, median; in brackets the ratio to `nspawn_linear` in the same cell "
           "(above 1: slower than ours).", "", headline(summary),
@@ -198,6 +200,14 @@ def markdown(summary: dict[Key, dict[str, dict[str, Any]]], meta: dict[str, Any]
     return "\n".join(L).rstrip() + "\n"
 
 
+def load_line(loads: list[float]) -> str:
+    """How busy the machine was: a shared machine's noise is part of every figure."""
+    if not loads:
+        return "not recorded"
+    return (f"1-min load average at the start of each run: median {statistics.median(loads):.1f}, "
+            f"max {max(loads):.1f} (on {os.cpu_count()} CPUs; above that, other work shared the machine)")
+
+
 def chart(summary: dict[Key, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -236,7 +246,9 @@ def runs_from(raw: dict[str, Any]) -> list[dict[str, Any]]:
 def write(out_dir: Path, raw_json: Path, meta: dict[str, Any]) -> Path:
     raw = json.loads(raw_json.read_text())
     summary = summarise(runs_from(raw))
-    meta = {**meta, "date": raw.get("datetime", meta.get("date", "?"))}
+    meta = {**meta, "date": raw.get("datetime", meta.get("date", "?")),
+            "loads": [b["extra_info"]["load1"] for b in raw.get("benchmarks", [])
+                      if "load1" in b.get("extra_info", {})]}
     out_dir.mkdir(parents=True, exist_ok=True)
     if raw_json.resolve() != (out_dir / RAW).resolve():
         (out_dir / RAW).write_text(raw_json.read_text())

@@ -81,6 +81,7 @@ class Run:
     rc: int | None = None
     cpu_user: float = 0.0
     cpu_sys: float = 0.0
+    load1: float = 0.0  # the machine's 1-min load average when the run started
 
 
 def prepare(case: Case, ctx: Context) -> Run:
@@ -105,7 +106,7 @@ def prepare(case: Case, ctx: Context) -> Run:
             p.proc.kill()
             p.proc.communicate()
         raise
-    return Run(case, d, argv, env, probes)
+    return Run(case, d, argv, env, probes, load1=os.getloadavg()[0])
 
 
 def play(run: Run) -> Run:
@@ -174,6 +175,7 @@ def finish(run: Run, ctx: Context, keep: bool = False) -> dict[str, Any]:
         "tasks": WORKLOADS[run.case.workload].tasks,
         "wall_s": run.wall,
         "cpu_s": run.cpu_user + run.cpu_sys + user + sys_,
+        "load1": run.load1,
         **hosts,
     }
     if not keep:

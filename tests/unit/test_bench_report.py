@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ansible_nspawn_fast.bench import report
 
 WALLS = {  # (containers, forks, config) -> walls over two rounds
@@ -55,6 +57,7 @@ def test_missing_cells_are_not_measured() -> None:
 
 
 def test_markdown_and_chart(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the `bench` extra; tox's unit env may lack it
     raw = tmp_path / "bench.json"
     raw.write_text(json.dumps({"datetime": "2026-11-25T18:00:00", "benchmarks": [
         {"extra_info": r} for r in runs()] + [{"extra_info": {"config": "ssh"}}]}))
@@ -68,3 +71,13 @@ def test_markdown_and_chart(tmp_path: Path) -> None:
     assert "2026-11-25T18:00:00" in md
     assert (tmp_path / "out" / report.CHART).stat().st_size > 1000
     assert (tmp_path / "out" / report.RAW).exists()
+
+
+def test_markdown_without_matplotlib() -> None:
+    meta = {"label": "smoke", "rounds": 1, "command": "c", "commit": "x", "machine": "m",
+            "versions": "v", "date": "d", "not_run": []}
+    md = report.markdown(report.summarise(runs()), meta)
+    assert "| `nspawn_linear` | 19.0 s (1.00x) | 80.0 s (1.00x) |" in md
+    assert "nothing: the whole requested matrix ran" in md
+    assert "- load: not recorded" in md
+    assert "median 3.0, max 9.0" in report.load_line([1.0, 3.0, 9.0])
