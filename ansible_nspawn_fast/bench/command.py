@@ -144,7 +144,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                     "machine": machine.describe(), "versions": machine.versions(),
                     "commit": commit,
                     "failures": session.load_failures(p.failures_file) if p.failures_file else []}
-            md = report.write(p.out_dir, raw, meta)
+            # The repository's README shows the figures of the repository's report only.
+            readme = REPO / "README.md" if p.out_dir.resolve() == (REPO / "benchmarks").resolve() else None
+            md = report.write(p.out_dir, raw, meta, readme)
             print(f"nspawn-fast bench: wrote {md} and {p.out_dir / report.CHART}", flush=True)
         return rc
     finally:

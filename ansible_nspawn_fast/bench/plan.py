@@ -45,7 +45,10 @@ CONFIGS: dict[str, Config] = {c.name: c for c in (
            "floor: the same play under nspawn_linear against local-connection hosts"),
     Config("debug", "linear", NSPAWN,
            "floor: Ansible's own overhead, as many debug tasks under stock linear",
-           only=("mix",), playbook="debug.yml"),
+           only=("mix", "ping"), playbook="debug.yml"),
+    Config("debug_nl", "nspawn_linear", NSPAWN,
+           "connection-free tasks under nspawn_linear: the same debug tasks, to compare with `debug`",
+           only=("mix", "ping"), playbook="debug.yml"),
 )}
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
@@ -55,6 +58,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "(plus mkdir and rm)"),
     Workload("loop", "loop.yml", 100, "(c) one command task looping over 100 items"),
     Workload("facts", "facts.yml", 1, "(d) fact gathering (setup, all subsets)"),
+    Workload("ping", "ping.yml", 50, "(e) 50 ping tasks: on 1 container, the serial per-task cost"),
 )}
 
 

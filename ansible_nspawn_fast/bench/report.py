@@ -19,7 +19,7 @@ from .plan import CONFIGS, REFERENCE, WORKLOADS
 
 CHART = "wall_time.png"
 RAW = "results.json"
-FLOORS = ("local", "debug")
+FLOORS = ("local", "debug", "debug_nl")
 METRICS = ("wall_s", "cpu_s", "host_pids", "ssh_conns", "interp_rss_kb", "interpreters")
 
 
@@ -99,6 +99,23 @@ def targets(summary: dict[Key, dict[str, dict[str, Any]]]) -> list[tuple[str, st
             rows.append((f"nspawn_linear within 2.7x of 50 debug tasks under linear "
                          f"(Ansible's own overhead), workload (a), {key.label}",
                          f"{a / d:.2f}x", verdict(a / d <= 2.7)))
+    for key in sorted(k for k in summary if k.workload in ("mix", "ping")):
+        d, d_nl = (_wall(summary, key.workload, key.containers, key.forks, c) for c in ("debug", "debug_nl"))
+        if d and d_nl:
+            rows.append((f"connection-free tasks under nspawn_linear no slower than under stock linear "
+                         f"(within 10%, a run's noise): 50 debug tasks, {key.label}",
+                         f"{d_nl / d:.2f}x", verdict(d_nl / d <= 1.1)))
+    for key in sorted(k for k in summary if k.workload == "ping" and k.containers == 1):
+        s = summary[key].get(REFERENCE)
+        if s:
+            rows.append((f"serial ping at most 30 ms per task, nspawn_linear, workload (e), {key.label}",
+                         f"{s['ms_task_ctr']:.0f} ms", verdict(s["ms_task_ctr"] <= 30)))
+    rss = [summary[k][REFERENCE]["interp_rss_kb"] for k in sorted(summary)
+           if summary[k].get(REFERENCE, {}).get("interp_rss_kb")]
+    if rss:
+        mb = max(rss) / 1024
+        rows.append(("one container's interpreter at most 25 MB resident (nspawn_linear, the largest "
+                     "per-cell median of peak VmRSS)", f"{mb:.1f} MB", verdict(mb <= 25)))
     for f in sorted({k.forks for k in summary if k.workload == "mix"}):
         w10, w50 = _wall(summary, "mix", 10, f, REFERENCE), _wall(summary, "mix", 50, f, REFERENCE)
         if w10 and w50:
@@ -243,7 +260,35 @@ def runs_from(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return [b["extra_info"] for b in raw.get("benchmarks", []) if "wall_s" in b.get("extra_info", {})]
 
 
-def write(out_dir: Path, raw_json: Path, meta: dict[str, Any]) -> Path:
+README_START = "<!-- nspawn-fast bench: start (written by `nspawn-fast bench`, not by hand) -->"
+README_END = "<!-- nspawn-fast bench: end -->"
+
+
+def readme_block(summary: dict[Key, dict[str, dict[str, Any]]], meta: dict[str, Any], rel: str) -> str:
+    """The README's headline: workload (a), the chart and the targets; `rel` is the
+    report's directory relative to the README."""
+    L = [README_START, "",
+         f"From `{meta['command']}` on {meta['date'][:10]} ({meta['machine']}; {meta['versions']}); "
+         f"every figure, the machine's load and what was not run: [{rel}/RESULTS.md]({rel}/RESULTS.md).", "",
+         "Workload (a), the 50-task mix: wall time, median; in brackets the ratio to `nspawn_linear` "
+         "in the same run.", "", headline(summary).rstrip(), "",
+         f"![wall time by configuration and scale]({rel}/{CHART})", "",
+         "| target | measured | verdict |", "|---|---:|---|"]
+    L += [f"| {t} | {m} | {v} |" for t, m, v in targets(summary)]
+    return "\n".join([*L, "", README_END])
+
+
+def update_readme(readme: Path, block: str) -> bool:
+    """Replace the README's block between the markers; False if it has none."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    readme.write_text(text[:start] + block + text[end + len(README_END):])
+    return True
+
+
+def write(out_dir: Path, raw_json: Path, meta: dict[str, Any], readme: Path | None = None) -> Path:
     raw = json.loads(raw_json.read_text())
     summary = summarise(runs_from(raw))
     meta = {**meta, "date": raw.get("datetime", meta.get("date", "?")),
@@ -255,4 +300,8 @@ def write(out_dir: Path, raw_json: Path, meta: dict[str, Any]) -> Path:
     chart(summary, out_dir / CHART, f"ansible-nspawn-fast benchmarks, {meta['date'][:10]}")
     md = out_dir / "RESULTS.md"
     md.write_text(markdown(summary, meta))
+    if readme is not None:
+        rel = os.path.relpath(out_dir, readme.parent)
+        if not update_readme(readme, readme_block(summary, meta, rel)):
+            print(f"nspawn-fast bench: {readme} has no results markers; left as it is")
     return md

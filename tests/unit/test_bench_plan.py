@@ -18,11 +18,11 @@ def test_cases_interleave_configurations_round_major() -> None:
     ]
 
 
-def test_debug_floor_only_for_workload_a() -> None:
+def test_debug_floor_only_for_the_50_task_workloads() -> None:
     cases = plan.cases(plan.matrix([1], [10], list(plan.WORKLOADS)), 1)
-    debug = [c for c in cases if c.config == "debug"]
-    assert [c.workload for c in debug] == ["mix"]
-    assert len(cases) == 4 * 5 + 1
+    for floor in ("debug", "debug_nl"):
+        assert [c.workload for c in cases if c.config == floor] == ["mix", "ping"]
+    assert len(cases) == 5 * 5 + 2 * 2
 
 
 def test_smoke_is_one_container_every_workload_and_config() -> None:
@@ -57,6 +57,6 @@ def test_not_run_lists_what_the_full_matrix_has_and_the_plan_lacks() -> None:
         command.not_run([], "full")[-1]]
     lines = command.not_run(plan.default_cells(), "default")
     assert lines[0].startswith("why: ")
-    assert "workload (a) at 50 containers, forks 10: ssh, nspawn, local, debug" in lines
+    assert "workload (a) at 50 containers, forks 10: ssh, nspawn, local, debug, debug_nl" in lines
     assert "workload (d) at 10 containers, forks 10: every configuration" in lines
     assert not any("at 1 containers" in ln for ln in lines)

@@ -81,3 +81,34 @@ def test_markdown_without_matplotlib() -> None:
     assert "nothing: the whole requested matrix ran" in md
     assert "- load: not recorded" in md
     assert "median 3.0, max 9.0" in report.load_line([1.0, 3.0, 9.0])
+
+
+def test_issue_4_targets() -> None:
+    extra = []
+    for c, wall, rss in (("nspawn_linear", 1.25, 20000), ("debug", 1.0, None), ("debug_nl", 1.05, None)):
+        extra.append({"workload": "ping", "containers": 1, "forks": 10, "round": 1, "config": c,
+                      "tasks": 50, "wall_s": wall, "cpu_s": 1, "host_pids": 0, "ssh_conns": 0,
+                      "interpreters": 1, "interp_rss_kb": rss})
+    rows = {t: (m, v) for t, m, v in report.targets(report.summarise(runs() + extra))}
+    assert next(v for t, v in rows.items() if "serial ping" in t) == ("25 ms", "met")
+    assert next(v for t, v in rows.items() if "connection-free" in t) == ("1.05x", "met")
+    # the fixture's mix cells have 35000 kB interpreters: the largest median counts
+    assert next(v for t, v in rows.items() if "25 MB" in t) == ("34.2 MB", "**missed**")
+
+
+def test_readme_block_replaces_only_between_markers(tmp_path: Path) -> None:
+    meta = {"command": "nspawn-fast bench", "date": "2026-11-26T09:00:00", "machine": "2 CPUs",
+            "versions": "ansible-core 2.19"}
+    block = report.readme_block(report.summarise(runs()), meta, "benchmarks")
+    assert block.startswith(report.README_START) and block.endswith(report.README_END)
+    assert "| `nspawn_linear` | 19.0 s (1.00x) | 80.0 s (1.00x) |" in block
+    assert "![wall time by configuration and scale](benchmarks/wall_time.png)" in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n\n{report.README_START}\nold figures\n{report.README_END}\n\n## after\n")
+    assert report.update_readme(readme, block)
+    text = readme.read_text()
+    assert text.startswith("# top\n\n" + report.README_START) and text.endswith(report.README_END + "\n\n## after\n")
+    assert "old figures" not in text
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("# no markers\n")
+    assert not report.update_readme(plain, block) and plain.read_text() == "# no markers\n"
