@@ -5,7 +5,8 @@ redirects `ssh`, `local`, ... to its own connections; other connection types
 in the play keep working exactly as under mitogen_linear. On top of that,
 while the strategy runs, a connection plugin whose class is the nspawn plugin's
 is instantiated as MitogenNspawnConnection instead, under the plugin's own
-name, so its options (the shim's DOCUMENTATION) are resolved as usual.
+name, so its options (the shim's DOCUMENTATION) are resolved as usual. On machines
+with fewer than 4 CPUs, no process is pinned to a CPU (affinity.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import ansible_mitogen.process
 import ansible_mitogen.strategy
 
 from ..connection import Connection as PluginConnection
-from . import lifetime, muxside
+from . import affinity, lifetime, muxside
 from .connection import Connection as MitogenNspawnConnection
 
 _loader = ansible_mitogen.loaders.connection_loader
@@ -73,6 +74,7 @@ class NspawnStrategyMixin(ansible_mitogen.strategy.StrategyMixin):
         # ansible_mitogen's own wrapper delegates names it does not redirect to
         # loaders.connection_loader__get_with_context: hook there.
         _install_mux_hooks()
+        affinity.install()
         original = ansible_mitogen.loaders.connection_loader__get_with_context
         ansible_mitogen.loaders.connection_loader__get_with_context = _get_with_context(original)
         try:

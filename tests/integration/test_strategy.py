@@ -111,3 +111,20 @@ def test_controller_killed_with_sigkill_leaves_no_interpreter(lab, strategy):
     finally:
         for pid in _our_processes(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("strategy", ["nspawn_linear", "nspawn_free"])
+def test_task_workers_may_use_every_cpu_on_small_machines(lab, strategy, tmp_path):
+    """mitogen pins every worker to one CPU below 4 CPUs; ours leaves them to the scheduler.
+
+    A lookup runs in the task's worker, and `nproc` counts the CPUs its process (a child of
+    the worker, with the worker's affinity) may use.
+    """
+    play = tmp_path / "nproc.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.debug:\n        msg: \"nproc={{ lookup('pipe', 'nproc') }}\"\n")
+    proc = run_ansible(lab, str(play), env={"ANSIBLE_STRATEGY": strategy})
+    assert proc.returncode == 0, proc.output[-4000:]
+    ours = len(os.sched_getaffinity(0))
+    expected = ours if (os.cpu_count() or 1) < 4 else 1  # mitogen's own placement from 4 CPUs
+    assert f"nproc={expected}" in proc.output, proc.output[-3000:]
