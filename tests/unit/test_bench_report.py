@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from ansible_nspawn_fast.bench import report
 
@@ -57,7 +56,6 @@ def test_missing_cells_are_not_measured() -> None:
 
 
 def test_markdown_and_chart(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")  # the `bench` extra (every tox env and ./run test install it)
     raw = tmp_path / "bench.json"
     raw.write_text(json.dumps({"datetime": "2026-11-25T18:00:00", "benchmarks": [
         {"extra_info": r} for r in runs()] + [{"extra_info": {"config": "ssh"}}]}))
