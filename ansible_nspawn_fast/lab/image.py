@@ -29,8 +29,10 @@ RECIPE: dict[str, Any] = {
     "include": ["python3", "systemd", "systemd-sysv", "dbus", "systemd-container",
                 "openssh-server", "iproute2", "sudo", "libpam-systemd"],
     # ssh.socket would grab *:22 in the shared network namespace; gettys only add noise.
+    # systemd-remount-fs has nothing to remount under nspawn, and at a host's boot it
+    # sometimes failed "to attach to cgroup" (hybrid cgroups here), leaving it degraded.
     "mask": ["ssh.socket", "apt-daily.timer", "apt-daily-upgrade.timer",
-             "console-getty.service", "getty@.service"],
+             "console-getty.service", "getty@.service", "systemd-remount-fs.service"],
 }
 
 

@@ -16,8 +16,8 @@ def _host1(lab: dict[str, Any]) -> dict[str, Any]:
 
 def test_ssh_to_each_host(lab: dict[str, Any]) -> None:
     for h in lab["hosts"]:
-        cp = host_sh(lab, h, "hostname; systemctl is-system-running")
-        assert cp.stdout.split() == [h["name"], "running"]
+        cp = host_sh(lab, h, "hostname; systemctl is-system-running; systemctl --failed --no-legend --plain")
+        assert cp.stdout.splitlines()[:2] == [h["name"], "running"], f"{h['name']}:\n{cp.stdout}"
 
 
 def test_machinectl_lists_running_guests(lab: dict[str, Any]) -> None:
