@@ -103,7 +103,8 @@ def targets(summary: dict[Key, dict[str, dict[str, Any]]]) -> list[tuple[str, st
         d, d_nl = (_wall(summary, key.workload, key.containers, key.forks, c) for c in ("debug", "debug_nl"))
         if d and d_nl:
             rows.append((f"connection-free tasks under nspawn_linear no slower than under stock linear "
-                         f"(within 10%, a run's noise): 50 debug tasks, {key.label}",
+                         f"(within 10%, a run's noise): 50 debug tasks as in workload "
+                         f"{WORKLOADS[key.workload].about[:3]}, {key.label}",
                          f"{d_nl / d:.2f}x", verdict(d_nl / d <= 1.1)))
     for key in sorted(k for k in summary if k.workload == "ping" and k.containers == 1):
         s = summary[key].get(REFERENCE)
