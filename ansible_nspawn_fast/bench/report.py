@@ -127,6 +127,12 @@ def targets(summary: dict[Key, dict[str, dict[str, Any]]]) -> list[tuple[str, st
     return rows
 
 
+def targets_table(summary: dict[Key, dict[str, dict[str, Any]]]) -> list[str]:
+    """The targets as markdown table lines (RESULTS.md and the README block)."""
+    return ["| target | measured | verdict |", "|---|---:|---|",
+            *(f"| {t} | {m} | {v} |" for t, m, v in targets(summary))]
+
+
 def _fmt(v: Any, spec: str = ".1f", scale: float = 1) -> str:
     return "-" if v is None else format(v * scale, spec)
 
@@ -182,8 +188,7 @@ def markdown(summary: dict[Key, dict[str, dict[str, Any]]], meta: dict[str, Any]
           "Wall time, median; in brackets the ratio to `nspawn_linear` in the same cell "
           "(above 1: slower than ours).", "", headline(summary),
           f"![wall time by configuration and scale]({CHART})", ""]
-    L += ["## Targets", "", "| target | measured | verdict |", "|---|---:|---|"]
-    L += [f"| {t} | {m} | {v} |" for t, m, v in targets(summary)]
+    L += ["## Targets", "", *targets_table(summary)]
     L += [""]
     if meta.get("failures"):
         L += ["## Failed cases", "", "These configurations did not complete their playbook; "
@@ -277,9 +282,7 @@ def readme_block(summary: dict[Key, dict[str, dict[str, Any]]], meta: dict[str, 
          f"every figure, the machine's load and what was not run: [{rel}/RESULTS.md]({rel}/RESULTS.md).", "",
          "Workload (a), the 50-task mix: wall time, median; in brackets the ratio to `nspawn_linear` "
          "in the same run.", "", headline(summary).rstrip(), "",
-         f"![wall time by configuration and scale]({rel}/{CHART})", "",
-         "| target | measured | verdict |", "|---|---:|---|"]
-    L += [f"| {t} | {m} | {v} |" for t, m, v in targets(summary)]
+         f"![wall time by configuration and scale]({rel}/{CHART})", "", *targets_table(summary)]
     return "\n".join([*L, "", README_END])
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from ansible_nspawn_fast.bench import report
 
 WALLS = {  # (containers, forks, config) -> walls over two rounds
