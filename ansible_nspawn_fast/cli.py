@@ -1,4 +1,5 @@
-"""The `nspawn-fast` console command: `nspawn-fast lab up|status|down` and `nspawn-fast bench`."""
+"""The `nspawn-fast` console command: `lab up|status|down`, `bench`, `host-helper`, and the
+operator tools `enter`, `stop` and `chroots` (ops/)."""
 from __future__ import annotations
 
 import argparse
@@ -29,16 +30,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="first guest sshd port with --guest-sshd (default 2301)")
     lsub.add_parser("status", parents=[common], help="show hosts, guests, ports and states")
     lsub.add_parser("down", parents=[common], help="stop and remove the lab (keeps the image)")
+    sub.add_parser("host-helper", help="print the host helper, to install it on a host for "
+                                       "ansible_nspawn_host_helper (a sudoers rule can name it)")
     bench = sub.add_parser("bench", help="run the benchmark suite against the bench lab and "
                                          "write benchmarks/RESULTS.md and the chart")
     from .bench.command import add_arguments
     add_arguments(bench)
+    from .ops.commands import add_parsers
+    add_parsers(sub)  # enter, stop, chroots
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from .ops import commands as ops
+    words, tail = ops.split_argv(list(sys.argv[1:] if argv is None else argv))
+    args = _parser().parse_args(words)
     from pathlib import Path
+
+    if args.cmd in ops.COMMANDS:
+        return ops.run(args, tail)
+
+    if args.cmd == "host-helper":
+        from .enter import host_helper
+        sys.stdout.write(host_helper())
+        return 0
 
     if args.cmd == "bench":
         from .bench.command import run

@@ -46,7 +46,15 @@ def helper_error(target: NspawnTarget, code: str, message: str) -> NspawnError:
                            "the root of an OS tree")
     if code == "missing-tool":
         return Unreachable(f"cannot enter {where}: {message}")
+    if code in ("refused", "cgroup"):
+        return Unreachable(f"refusing to enter {where}: {message}. Check `machinectl status "
+                           f"{target.container}` on the host")
     return Unreachable(f"cannot enter {where}: {code} {message}")
+
+
+def tree_error(target: NspawnTarget, reason: str) -> Unreachable:
+    """systemd-nspawn refused to run the tree (busy, not supported): its own words."""
+    return Unreachable(f"systemd-nspawn cannot run {target.where}: {reason[-2000:]}")
 
 
 def to_ansible_error(err: NspawnError) -> AnsibleError:
@@ -137,11 +145,14 @@ class Connection(ConnectionBase):
             assert self._host is not None
             rc, out, err = self._run_on_host(enter.lookup_command(self.target), sudoable=False)
             self._check(rc, out, err)
-            if rc != 0:
+            try:
+                if rc != 0:
+                    raise ValueError(f"rc={rc}")
+                self._leader = enter.parse_leader(out)
+            except ValueError as e:
                 raise AnsibleConnectionFailure(
-                    f"cannot look up the leader of {self.target.where} (rc={rc}): "
-                    f"{to_text(err or out).strip()}")
-            self._leader = enter.parse_leader(out)
+                    f"cannot look up the leader of {self.target.where} ({e}): "
+                    f"{to_text(err or out, errors='surrogate_or_replace').strip()[-2000:]}") from None
             display.vvv(f"NSPAWN: leader of {self.target.where} is PID {self._leader.pid}",
                         host=self._display_host())
         return self._leader
@@ -163,7 +174,16 @@ class Connection(ConnectionBase):
         assert self._host is not None
         rc, out, err = self._run_on_host(command, in_data=in_data, sudoable=sudoable)
         self._check(rc, out, err)
+        if self.target.is_directory:
+            self._check_tree(rc, out + err)  # with a tty (ssh -tt) both streams are merged
+            out, err = enter.strip_tree_marker(out), enter.strip_tree_marker(err)
         return rc, out, err
+
+    def _check_tree(self, rc: int, stderr: bytes) -> None:
+        """systemd-nspawn's own failure (tree busy, not supported) makes the tree UNREACHABLE."""
+        reason = enter.tree_failure(rc, stderr)
+        if reason is not None:
+            raise to_ansible_error(tree_error(self.target, reason))
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
@@ -172,11 +192,14 @@ class Connection(ConnectionBase):
         b_in = to_bytes(in_path, errors="surrogate_or_strict")
         if not os.path.exists(b_in):
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
-        command = enter.put_command(self.target, self._leader_for_task(), out_path)
         assert self._host is not None
         with open(b_in, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            command = enter.put_command(self.target, self._leader_for_task(), out_path, size)
             rc, err = self._host.stream(command, source, None)
         self._check(rc, b"", err)
+        if self.target.is_directory:
+            self._check_tree(rc, err)
         if rc != 0:
             self._fail_transfer(rc, err, f"failed to put {in_path} to {out_path} in "
                                          f"{self.target.where}")
@@ -194,8 +217,10 @@ class Connection(ConnectionBase):
                 assert self._host is not None
                 rc, err = self._host.stream(command, None, sink)
             self._check(rc, b"", err)
+            if self.target.is_directory:
+                self._check_tree(rc, err)
             if rc != 0:
-                if b"No such file" in err:
+                if rc == enter.FETCH_MISSING_RC:
                     raise to_ansible_error(RemoteFileNotFound(
                         f"{in_path} does not exist in {self.target.where}"))
                 self._fail_transfer(rc, err, f"failed to fetch {in_path} from {self.target.where}")

@@ -1,32 +1,24 @@
-"""Host-side commands that find a container's leader and run things inside it.
+"""Host command lines that find a container's leader and run things inside it.
 
-Every command sent to the host is `sh -c HOST_HELPER nspawn-fast VERB ARGS...`:
-a small POSIX sh library that needs nothing but sh, coreutils, util-linux's
-nsenter and machinectl (systemd-container) on the host. All values travel as
-separate, quoted positional arguments, never spliced into the script.
+Every command sent to the host is `sh -c HELPER nspawn-fast NONCE VERB ARGS...`, where
+HELPER is helper.sh of this package: a small POSIX sh program that needs nothing on the host
+but sh, coreutils, util-linux's nsenter and systemd-container. Its header says how it meets
+the threat model (root in a container is hostile): leaders only from machined and /proc,
+re-verified right before entering; no container file read and no container binary run
+outside the container; every wait bounded. All values travel as separate, quoted
+positional arguments, never spliced into a script; `helper_argv` is the one place that
+builds a helper command line, for the connection plugin and for the strategy alike.
 
-Failures of the helper itself (not of the user's command) are reported as one
-line `NSPAWN-FAST-ERROR <code> <message>` on stderr with exit status 211 (not
-255, which the ssh plugin takes for its own failure and censors under no_log);
-parse_helper_error() turns it into a typed error.
-
-Why it enters the way it does (see ANCHORS.md, pitfalls 1-7):
-- only the namespaces that differ from the host's are joined (user included,
-  for private-user containers; nsenter orders user-namespace entry itself);
-- the shell joins the leader's cgroup first so that the container's limits
-  apply (nsenter -C only joins the cgroup namespace, util-linux#2006);
-- the environment is the container's (PATH from its init, LANG from its
-  locale.conf, HOME/USER/SHELL of root), not the SSH session's (util-linux#2080);
-- nsenter runs with --no-fork and the helper forks with a subshell: the only
-  waiter outside the container is a non-interactive sh, which does not stop
-  itself when the container's shutdown SIGSTOPs the child, so a container
-  rebooting under a running command does not wedge (LAB-NOTES);
-- the leader is identified by PID *and* start time, so a reused PID is never
-  entered, and a command killed because its container went away is reported
-  as that, not as the command's failure.
+The helper's own failures are one line `NSPAWN-FAST-ERROR NONCE CODE MESSAGE` on stderr
+with exit status 211 (not 255, which the ssh plugin takes for its own failure and censors
+under no_log). NONCE is random per controller process and never enters a container, so a
+command inside cannot fake one; parse_helper_error() turns it into (code, message).
 """
 from __future__ import annotations
 
+import functools
+import re
+import secrets
 import shlex
 from typing import NamedTuple
 
@@ -35,147 +27,43 @@ from .target import NspawnTarget
 HELPER_ERROR_RC = 211
 HELPER_ERROR_MARK = b"NSPAWN-FAST-ERROR "
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Chosen once per controller process: its workers and the multiplexer are forks of it.
+RUN_NONCE = secrets.token_hex(12)
 
-HOST_HELPER = r"""
-set -u
-die() { code=$1; shift; printf '\nNSPAWN-FAST-ERROR %s %s\n' "$code" "$*" >&2; exit __HELPER_ERROR_RC__; }
-need() { command -v "$1" >/dev/null 2>&1 || die missing-tool "$1 is not installed on the host (install $2)"; }
-starttime() {
-  read -r s < "/proc/$1/stat" 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  shift 19
-  printf '%s' "$1"
-}
-ns_flags() {
-  f=""
-  for pair in mnt:m uts:u ipc:i net:n pid:p cgroup:C user:U; do
-    ns=${pair%%:*}
-    [ "/proc/$1/ns/$ns" -ef "/proc/$$/ns/$ns" ] || f="$f -${pair#*:}"
-  done
-  printf '%s' "$f"
-}
-join_cgroup() {
-  while IFS=: read -r _ ctl path; do
-    case $ctl in
-      "") d=/sys/fs/cgroup; [ -e $d/cgroup.procs ] || d=/sys/fs/cgroup/unified ;;
-      name=systemd) d=/sys/fs/cgroup/systemd ;;
-      *) continue ;;
-    esac
-    [ -w "$d$path/cgroup.procs" ] && echo $$ > "$d$path/cgroup.procs" 2>/dev/null
-  done < "/proc/$1/cgroup"
-  return 0
-}
-check_leader() {
-  [ "$(starttime "$1")" = "$2" ] || \
-    die leader-changed "the container's leader process $1 is gone: the container stopped or restarted"
-}
-enter() {
-  pid=$1; start=$2; path=$3; lang=$4; shell=$5; shift 5
-  check_leader "$pid" "$start"
-  flags=$(ns_flags "$pid")
-  join_cgroup "$pid"
-  env -i "PATH=${path:-__DEFAULT_PATH__}" HOME=/root USER=root LOGNAME=root \
-    "SHELL=${shell:-/bin/sh}" ${lang:+"LANG=$lang"} ${TERM:+"TERM=$TERM"} \
-    nsenter -t "$pid" $flags -r -w -F -- /bin/sh -c '(exec "$@"); exit $?' sh "$@"
-  rc=$?
-  # Killed by a signal: say so if it was the container going away, not the command failing.
-  if [ "$rc" -ge 128 ]; then
-    check_leader "$pid" "$start"
-    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
-      case $(machine_state "$pid" "$start") in
-        running|degraded|maintenance|starting|initializing) ;;
-        *) die leader-changed "the container is shutting down" ;;
-      esac
-    fi
-  fi
-  exit "$rc"
-}
-container_env() {
-  root=/proc/$1/root
-  path=$(tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | sed -n 's/^PATH=//p')
-  lang=""
-  for f in etc/locale.conf etc/default/locale; do
-    [ -r "$root/$f" ] && lang=$(sed -n 's/^LANG=//p' "$root/$f" | tr -d "\"'" | head -n 1)
-    [ -n "$lang" ] && break
-  done
-  shell=$(awk -F: '$1 == "root" { print $7 }' "$root/etc/passwd" 2>/dev/null)
-  printf '%s\n%s\n%s\n' "${path:-__DEFAULT_PATH__}" "$lang" "${shell:-/bin/sh}"
-}
-machine_state() {
-  # The booted container's own view, without waiting: running, starting, stopping, ...
-  ( enter "$1" "$2" "" "" "" systemctl is-system-running ) 2>/dev/null
-}
-probe() {
-  # One look at machine $1: prints "PID STARTTIME" and returns 0 when it can be entered;
-  # else prints why and returns 1 (it is booting, stopping or restarting: worth waiting)
-  # or 2 (it is not running). $2 = 0: take any registered leader, booted or not.
-  if ! leader=$(machinectl show --property=Leader --value -- "$1" 2>&1); then
-    # systemd-nspawn@.service between a reboot's exit and its restart: not registered.
-    case $(systemctl show --property=SubState --value "systemd-nspawn@$1.service" 2>/dev/null) in
-      auto-restart|start-pre|start) echo "$1 is restarting"; return 1 ;;
-    esac
-    printf '%s' "$leader" | head -n 1
-    return 2
-  fi
-  start=$(starttime "$leader") || { echo "its leader $leader exited"; return 1; }
-  if [ "$2" -gt 0 ] && [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ]; then
-    state=$(machine_state "$leader" "$start")
-    case $state in
-      running|degraded|maintenance) ;;
-      *) echo "systemctl is-system-running says '${state:-nothing}'"; return 1 ;;
-    esac
-  fi
-  echo "$leader $start"
-}
-lookup() {
-  name=$1; timeout=$2
-  need machinectl systemd-container
-  need nsenter util-linux
-  deadline=$(( $(date +%s) + timeout ))
-  while :; do
-    found=$(probe "$name" "$timeout")
-    case $? in
-      0) break ;;
-      2) die not-running "$found; machinectl list shows: $(
-           machinectl list --no-legend 2>&1 | awk '{print $1}' | tr '\n' ' ')" ;;
-    esac
-    [ "$(date +%s)" -lt "$deadline" ] || \
-      die not-ready "$name is not ready after ${timeout}s ($found)"
-    sleep 0.2
-  done
-  printf '%s\n' "$found"
-  container_env "${found%% *}"
-}
-tree() {
-  dir=$1; shift
-  need systemd-nspawn systemd-container
-  [ -d "$dir" ] || die no-directory "$dir does not exist"
-  [ -e "$dir/usr/lib/os-release" ] || [ -e "$dir/etc/os-release" ] || \
-    die no-directory "$dir has no usr/lib/os-release or etc/os-release: not an OS tree"
-  exec "$@"
-}
-verb=$1; shift
-case $verb in
-  lookup) lookup "$@" ;;
-  exec) enter "$@" ;;
-  tree) tree "$@" ;;
-  *) die usage "unknown verb $verb" ;;
-esac
-""".replace("__DEFAULT_PATH__", DEFAULT_PATH).replace("__HELPER_ERROR_RC__", str(HELPER_ERROR_RC))
+# What a lookup may print: the helper validates both on the host, this re-checks them.
+_UNIT_RE = re.compile(r"[A-Za-z0-9@_.:\\-]+\.(?:service|scope)")
+_PATH_RE = re.compile(r"[A-Za-z0-9/_.:+-]+")
+# Printed on stderr by a tree's payload as it starts: without it, a failure is systemd-nspawn's own.
+TREE_STARTED = b"NSPAWN-FAST-TREE-STARTED"
 
-# Runs inside the container (or tree) with stdin = the file: write to a temp
-# file next to the destination, then rename, so a failed transfer leaves no
-# partial file. An existing destination keeps its mode and owner, a new one
-# gets the default mode of the umask (as sftp would).
+
+@functools.cache
+def host_helper() -> str:
+    """helper.sh's text. Read on first use: the host interpreters import this module too."""
+    from importlib.resources import files
+    return (files(__package__) / "helper.sh").read_text(encoding="utf-8")
+
+
+# Runs inside the container (or tree) with stdin = the file: write to a temp file next to
+# the destination, and rename it into place only when exactly SIZE bytes arrived: a transfer
+# cut short (ssh killed, connection lost) ends at EOF like a complete one, and must leave the
+# old file as it was and no temp file. An existing destination keeps its mode and owner, a
+# new one gets the default mode of the umask (as sftp would).
 PUT_SCRIPT = r"""
 set -e
-dest=$1
+dest=$1 size=$2
+tmp=
+trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
 dir=$(dirname -- "$dest")
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dest.nspawn-fast.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
+got=$(wc -c < "$tmp")
+if [ "$got" -ne "$size" ]; then
+  echo "nspawn-fast: received $got of $size bytes: $dest left unchanged" >&2
+  exit 1
+fi
 if [ -e "$dest" ]; then
   chmod --reference="$dest" -- "$tmp"
   chown --reference="$dest" -- "$tmp" 2>/dev/null || true
@@ -183,53 +71,74 @@ else
   chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" -- "$tmp"
 fi
 mv -f -- "$tmp" "$dest"
-trap - EXIT
+tmp=
 """
 
-FETCH_ARGV = ("cat", "--")
+# Runs inside: a missing source is told by its exit status, not by a (translated) message.
+FETCH_MISSING_RC = 66
+FETCH_SCRIPT = r"""
+[ -e "$1" ] || [ -L "$1" ] || exit 66
+exec cat -- "$1"
+"""
 
 
 class Leader(NamedTuple):
-    """A running container's leader, identified by PID and start time, with its environment.
+    """A running container's leader: PID and start time (one process for good), its unit.
 
-    Found once per task by lookup_command(); every command of the task passes it back so
-    the host side only checks the identity and enters (no lookup, few processes).
+    Found once per task by the lookup verb, from machined's record and /proc only; every
+    command of the task passes it back and the helper re-verifies it before entering.
+    `path` is the PATH of the container's init (used inside only).
     """
 
     pid: int
     start: int
+    unit: str
     path: str
-    lang: str
-    shell: str
 
     def args(self) -> list[str]:
-        return [str(self.pid), str(self.start), self.path, self.lang, self.shell]
+        return [str(self.pid), str(self.start), self.unit, self.path]
 
 
-def _helper(target: NspawnTarget, verb: str, *args: str) -> str:
-    """The host command line for one helper call, every value quoted."""
-    words = ["sh", "-c", HOST_HELPER, "nspawn-fast", verb, *args]
+def helper_argv(target: NspawnTarget, verb: str, *args: str, nonce: str = RUN_NONCE) -> list[str]:
+    """The one builder of a helper call: argv for the host (sudo -n when configured)."""
+    if target.host_helper:
+        argv = [target.host_helper, nonce, verb, *args]
+    else:
+        argv = ["sh", "-c", host_helper(), "nspawn-fast", nonce, verb, *args]
     if target.host_sudo:
-        words = ["sudo", "-n", "--", *words]
-    return " ".join(shlex.quote(w) for w in words)
+        argv = ["sudo", "-n", "--", *argv]
+    return argv
+
+
+def lookup_argv(target: NspawnTarget, nonce: str = RUN_NONCE) -> list[str]:
+    """Waits until the machine is booted; prints one leader record (parse_leader)."""
+    return helper_argv(target, "lookup", str(target.container), str(target.boot_timeout), nonce=nonce)
 
 
 def lookup_command(target: NspawnTarget) -> str:
-    """Prints 'PID STARTTIME', then PATH, LANG and SHELL of the booted container (parse_leader)."""
-    return _helper(target, "lookup", str(target.container), str(target.boot_timeout))
+    return shlex.join(lookup_argv(target))
 
 
-def nspawn_argv(target: NspawnTarget, *command: str) -> list[str]:
-    """systemd-nspawn for a not-running tree: one short-lived container per command."""
-    return ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--as-pid2", "--pipe",
-            f"--directory={target.directory}", *target.nspawn_args, "--", *command]
+def tree_args(target: NspawnTarget, *command: str) -> list[str]:
+    """The tree verb's arguments: systemd-nspawn runs `command` in a not-running tree.
+
+    The helper builds the systemd-nspawn command line itself (one short-lived, unregistered
+    container per command, the command as PID 2) from the tree, the checked `nspawn_args`
+    and the command; its payload first says on stderr that it started (tree_failure()).
+    """
+    return [str(target.directory), *target.nspawn_args, "--", *command]
 
 
 def _run_inside(target: NspawnTarget, leader: Leader | None, argv: list[str]) -> str:
+    return shlex.join(inside_argv(target, leader, argv))
+
+
+def inside_argv(target: NspawnTarget, leader: Leader | None, argv: list[str]) -> list[str]:
+    """The host argv that runs `argv` in the machine of `leader`, or in the tree."""
     if target.is_directory:
-        return _helper(target, "tree", str(target.directory), *nspawn_argv(target, *argv))
-    assert leader is not None, "machine mode needs the leader from lookup_command()"
-    return _helper(target, "exec", *leader.args(), *argv)
+        return helper_argv(target, "tree", *tree_args(target, *argv))
+    assert leader is not None, "machine mode needs the leader from the lookup"
+    return helper_argv(target, "exec", *leader.args(), *argv)
 
 
 def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
@@ -237,36 +146,65 @@ def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
     return _run_inside(target, leader, ["/bin/sh", "-c", cmd])
 
 
-def put_command(target: NspawnTarget, leader: Leader | None, dest: str) -> str:
-    """Stream stdin into `dest` inside, atomically."""
-    return _run_inside(target, leader, ["/bin/sh", "-c", PUT_SCRIPT, "put", dest])
+def put_command(target: NspawnTarget, leader: Leader | None, dest: str, size: int) -> str:
+    """Stream stdin into `dest` inside; it replaces `dest` only if all `size` bytes came."""
+    return _run_inside(target, leader, ["/bin/sh", "-c", PUT_SCRIPT, "put", dest, str(size)])
 
 
 def fetch_command(target: NspawnTarget, leader: Leader | None, src: str) -> str:
     """Stream `src` from inside to stdout."""
-    return _run_inside(target, leader, [*FETCH_ARGV, src])
+    return _run_inside(target, leader, ["/bin/sh", "-c", FETCH_SCRIPT, "fetch", src])
 
 
-def parse_leader(stdout: bytes) -> Leader:
-    """Parse lookup_command()'s output: its last four lines (a login banner may precede them)."""
-    lines = stdout.decode("utf-8", "replace").replace("\r", "").rstrip("\n").split("\n")
-    ids, path, lang, shell = lines[-4:]
-    pid, start = ids.split()
-    return Leader(int(pid), int(start), path, lang, shell)
+def parse_leader(stdout: bytes, nonce: str = RUN_NONCE) -> Leader:
+    """The one leader record of a lookup, said with this run's nonce; ValueError otherwise.
+
+    Only the host prints it (the container never writes to a lookup's output), and a login
+    banner of the host's shell may precede it: anything but exactly one record is refused.
+    """
+    mark = f"NSPAWN-FAST-LEADER {nonce} ".encode()
+    records = [line[len(mark):] for line in stdout.replace(b"\r", b"").split(b"\n") if line.startswith(mark)]
+    if len(records) != 1:
+        raise ValueError(f"expected one leader record, got {len(records)}")
+    fields = records[0].decode("ascii").split(" ")
+    if len(fields) != 4 or not (fields[0].isdigit() and fields[1].isdigit()):
+        raise ValueError(f"malformed leader record {records[0]!r}")
+    pid, start, unit, path = fields
+    if not _UNIT_RE.fullmatch(unit) or not _PATH_RE.fullmatch(path) or int(pid) <= 1:
+        raise ValueError(f"malformed leader record {records[0]!r}")
+    return Leader(int(pid), int(start), unit, path)
 
 
-def parse_helper_error(rc: int, stdout: bytes, stderr: bytes) -> tuple[str, str] | None:
+def parse_helper_error(rc: int, stdout: bytes, stderr: bytes,
+                       nonce: str = RUN_NONCE) -> tuple[str, str] | None:
     """(code, message) when the helper, not the command, failed; else None.
 
     The marker is looked for in stderr, and in stdout too because a command run
-    with a tty (ssh -tt, for become) gets both streams merged.
+    with a tty (ssh -tt, for become) gets both streams merged. Only a marker with this
+    run's nonce counts.
     """
     if rc != HELPER_ERROR_RC:
         return None
+    mark = HELPER_ERROR_MARK + nonce.encode() + b" "
     for stream in (stderr, stdout):
         for line in reversed(stream.splitlines()):
             line = line.strip()
-            if line.startswith(HELPER_ERROR_MARK):
-                code, _, message = line[len(HELPER_ERROR_MARK):].decode("utf-8", "replace").partition(" ")
+            if line.startswith(mark):
+                code, _, message = line[len(mark):].decode("utf-8", "replace").partition(" ")
                 return code, message
     return None
+
+
+def tree_failure(rc: int, stderr: bytes) -> str | None:
+    """systemd-nspawn's own reason when it failed before the tree's payload started, else None."""
+    if rc == 0 or TREE_STARTED in stderr:
+        return None
+    return stderr.decode("utf-8", "replace").strip() or f"systemd-nspawn exited with {rc}"
+
+
+def strip_tree_marker(data: bytes) -> bytes:
+    """The payload's start line is ours, not the command's output."""
+    for line in (TREE_STARTED + b"\r\n", TREE_STARTED + b"\n"):
+        if line in data:
+            return data.replace(line, b"", 1)
+    return data

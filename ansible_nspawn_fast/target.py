@@ -16,11 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .names import is_valid_machine_name
-
-# Options of systemd-nspawn that the directory mode sets itself or that would
-# point it at another tree or image.
-_RESERVED_NSPAWN_ARGS = ("-D", "--directory", "-i", "--image", "-b", "--boot", "--pipe",
-                         "--console", "--as-pid2", "-a", "-M", "--machine")
+from .nspawn_args import check_nspawn_args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +30,7 @@ class NspawnTarget:
     local: bool = False
     host_sudo: bool = False
     boot_timeout: int = 90
+    host_helper: str | None = None  # the helper installed on the host, else sent with each command
 
     @property
     def is_directory(self) -> bool:
@@ -67,7 +64,8 @@ def target_from_options(get_option: Callable[[str], Any]) -> NspawnTarget:
     target = NspawnTarget(host=host, container=container, directory=directory,
                           nspawn_args=nspawn_args, local=local,
                           host_sudo=bool(get_option("nspawn_host_sudo")),
-                          boot_timeout=boot_timeout)
+                          boot_timeout=boot_timeout,
+                          host_helper=get_option("nspawn_host_helper") or None)
     validate(target)
     return target
 
@@ -79,15 +77,19 @@ def validate(target: NspawnTarget) -> None:
         if not isinstance(d, str) or not posixpath.isabs(d) or "\0" in d or "\n" in d:
             raise ConfigError(f"ansible_nspawn_directory {d!r} for {where} must be an absolute path "
                               "to the tree's root directory")
-        for arg in target.nspawn_args:
-            name = arg.split("=", 1)[0]
-            if name in _RESERVED_NSPAWN_ARGS:
-                raise ConfigError(f"ansible_nspawn_args for directory tree {d} on {where} must not "
-                                  f"contain {name!r}: the connection sets it itself")
+        try:
+            check_nspawn_args(target.nspawn_args)
+        except ConfigError as err:
+            raise ConfigError(f"ansible_nspawn_args for directory tree {d} on {where}: {err}") from None
     elif not is_valid_machine_name(target.container):
         raise ConfigError(f"invalid container name {target.container!r} for {where}: machine names "
                           "are hostnames (letters, digits, '-', dots between labels, at most 64 "
                           "characters); set ansible_nspawn_container to the name `machinectl list` "
                           "shows")
+    helper = target.host_helper
+    if helper is not None and (not isinstance(helper, str) or not posixpath.isabs(helper)
+                               or any(c.isspace() or c == "\0" for c in helper)):
+        raise ConfigError(f"ansible_nspawn_host_helper {helper!r} for {target.where} must be the "
+                          "absolute path of the helper installed on the host")
     if target.boot_timeout < 0:
         raise ConfigError(f"ansible_nspawn_boot_timeout for {target.where} must be >= 0")

@@ -42,6 +42,12 @@ options:
     description:
       - Extra arguments for C(systemd-nspawn) in directory mode, for example C(--bind=/srv/cache)
         or C(--private-network). A string is split like a shell would.
+      - They are parsed as systemd-nspawn parses them (abbreviations, bundled short options)
+        and refused, with the reason, when they would pick another tree or image
+        (C(--directory), C(--image), C(--template), C(--overlay)), change the tree on disk
+        or its ownership (C(--ephemeral), C(--private-users-ownership)), the machine's
+        identity or registration (C(--machine), C(--register)), or how commands run
+        (C(--user), C(--as-pid2), C(--pipe)).
     type: raw
     default: []
     vars:
@@ -63,6 +69,18 @@ options:
     default: false
     vars:
       - name: ansible_nspawn_host_sudo
+  nspawn_host_helper:
+    description:
+      - Path on the host of the installed host helper (C(nspawn-fast host-helper) prints it;
+        install it root-owned, mode 0755). When set, the host runs that file instead of
+        receiving the helper's text with every command, so that a sudoers rule for
+        O(nspawn_host_sudo) can name one program (for example a line
+        C(ansible ALL=(root\) NOPASSWD:/usr/local/libexec/nspawn-fast-helper) in /etc/sudoers.d).
+      - Such a rule gives its user root inside every container and directory tree on that
+        host (not a shell on the host); reinstall the file when this package is upgraded.
+    type: string
+    vars:
+      - name: ansible_nspawn_host_helper
   nspawn_boot_timeout:
     description:
       - Seconds to wait for a container that is booting, stopping or restarting (its

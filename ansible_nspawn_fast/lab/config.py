@@ -24,7 +24,10 @@ TREE_NAME = "buildroot"
 TREE_PATH = f"{TREES_MOUNT}/{TREE_NAME}"
 
 # Kinds of guest.  "normal" guests are the bulk; the others exist once, on host 1.
-NORMAL, NOPY, USERNS, STOPPED = "normal", "nopy", "userns", "stopped"
+# The hostile guest is one whose root the security tests play as an attacker.
+NORMAL, NOPY, USERNS, STOPPED, HOSTILE = "normal", "nopy", "userns", "stopped", "hostile"
+# Bumped whenever the set of guests of a lab changes: a running lab of another layout is rebuilt.
+LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class LabConfig:
             tree = None
             if i == 1:
                 guests += [Guest("h1-nopy", name, NOPY), Guest("h1-userns", name, USERNS),
-                           Guest("h1-stopped", name, STOPPED)]
+                           Guest("h1-stopped", name, STOPPED), Guest("h1-hostile", name, HOSTILE)]
                 tree = "h1-tree"
             out.append(Host(i, name, self.host_port(i), tuple(guests), tree))
         return out
@@ -159,8 +162,8 @@ class LabConfig:
     def shape(self) -> dict[str, Any]:
         """What must match for `up` to reuse a running lab."""
         d = asdict(self)
-        return {k: d[k] for k in ("hosts", "guests", "guest_sshd", "host_port_base",
-                                  "guest_port_base")}
+        return {"layout": LAYOUT, **{k: d[k] for k in ("hosts", "guests", "guest_sshd",
+                                                        "host_port_base", "guest_port_base")}}
 
 
 def default_lab_dir() -> Path:

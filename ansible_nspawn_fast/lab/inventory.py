@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from .config import NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, Host, LabConfig
+from .config import HOSTILE, NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, Host, LabConfig
 
 LOOPBACK = "127.0.0.1"
 
 # Special guest kind -> inventory group.
-SPECIAL_GROUPS = {NOPY: "nopython", USERNS: "userns", STOPPED: "stopped"}
+SPECIAL_GROUPS = {NOPY: "nopython", USERNS: "userns", STOPPED: "stopped", HOSTILE: "hostile"}
 
 
 def _via(host: Host) -> dict[str, Any]:

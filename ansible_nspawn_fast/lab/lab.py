@@ -61,7 +61,7 @@ def _reuse(cfg: LabConfig) -> bool:
         return False
     if st and st.get("phase") == "up" and st.get("image") == image.recipe_hash():
         old = state.config_from_state(st, cfg)
-        if old.shape() != cfg.shape():
+        if old.shape() != cfg.shape() or st.get("shape", {}).get("layout") != cfg.shape()["layout"]:
             progress(f"the running lab has another shape ({_shape_str(old)}; wanted "
                      f"{_shape_str(cfg)}): recreating it")
         elif not _running_hosts(cfg, st):

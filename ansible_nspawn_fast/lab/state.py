@@ -31,8 +31,9 @@ def new(cfg: LabConfig, image: str) -> dict[str, Any]:
 
 def config_from_state(state: dict[str, Any], base: LabConfig) -> LabConfig:
     """The config a recorded lab was built with (status/down need its shape)."""
-    from dataclasses import replace
-    shape = state.get("shape") or {}
+    from dataclasses import fields, replace
+    known = {f.name for f in fields(base)}
+    shape = {k: v for k, v in (state.get("shape") or {}).items() if k in known}
     try:
         return replace(base, **shape)
     except (TypeError, ValueError):

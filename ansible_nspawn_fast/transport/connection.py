@@ -26,7 +26,7 @@ from ansible.utils.display import Display
 
 from .. import enter
 from ..connection import Connection as PluginConnection
-from ..connection import helper_error, to_ansible_error
+from ..connection import helper_error, to_ansible_error, tree_error
 from ..target import NspawnTarget, target_from_options
 from . import hostside, lifetime, plan
 
@@ -36,17 +36,15 @@ NSPAWN_SERVICE = "ansible_nspawn_fast.transport.muxside.NspawnService"
 
 
 class _CallChain(ansible_mitogen.connection.CallChain):
-    """A container that dies during a task fails that task (not UNREACHABLE), by name."""
+    """An interpreter lost during a task: the task FAILS if its container went (or only the
+    interpreter), the host is UNREACHABLE if the connection to the host went; by name."""
 
     def _rethrow(self, recv: t.Any) -> t.Any:
         try:
             return recv.get().unpickle()
         except mitogen.core.ChannelError as e:
-            self._connection._forget_context()
-            target = self._connection._target
-            raise ansible.errors.AnsibleError(
-                f"{target.where if target else 'the container'} stopped or restarted while this "
-                f"task was running ({e}); the task failed, the next task enters the new leader") from e
+            # The message carries `e`; chained, Ansible would print it a second time.
+            raise self._connection._interrupted(e) from None
 
 
 class _HostSpec(ansible_mitogen.transport_config.PlayContextSpec):
@@ -124,13 +122,12 @@ class Connection(ansible_mitogen.connection.Connection):
         return res
 
     @staticmethod
-    def _lookup_error(target: NspawnTarget, res: dict[str, t.Any]) -> ansible.errors.AnsibleError:
-        found = enter.parse_helper_error(res["rc"], res["stdout"], res["stderr"])
-        if found is not None:
-            return to_ansible_error(helper_error(target, *found))
-        return ansible.errors.AnsibleConnectionFailure(
-            f"cannot look up the leader of {target.where} (rc={res['rc']}): "
-            f"{res['stderr'].decode('utf-8', 'replace').strip()}")
+    def _lookup_error(target: NspawnTarget, error: tuple[str, str]) -> ansible.errors.AnsibleError:
+        code, message = error
+        if code == "lookup-failed":
+            return ansible.errors.AnsibleConnectionFailure(
+                f"cannot look up the leader of {target.where}: {message}")
+        return to_ansible_error(helper_error(target, code, message))
 
     def _build_stack(self) -> tuple[str, list[dict[str, t.Any]]]:
         # Used by ansible_mitogen's reset() (meta: reset_connection).
@@ -148,6 +145,9 @@ class Connection(ansible_mitogen.connection.Connection):
                     host=target.container or target.host)
         res = self._resolve(connect=True)
         if res["msg"]:
+            found = enter.parse_helper_error(enter.HELPER_ERROR_RC, b"", str(res["msg"]).encode())
+            if found is not None:  # the helper refused or failed before python started
+                raise to_ansible_error(helper_error(target, *found))
             if res.get("method_name") == plan.CONTAINER_METHOD and self._lacks_python():
                 # raw must work in a container without python (it is how python gets
                 # installed): such a task goes through the plain per-command connection.
@@ -176,23 +176,28 @@ class Connection(ansible_mitogen.connection.Connection):
         self._option_sources = (task_keys, var_options, direct)
 
     def _lacks_python(self) -> bool:
-        """After a failed bootstrap: is it because the container has no python at all?"""
+        """After a failed bootstrap: is it because the container has no python at all?
+
+        Asked inside the container (its shell's `command -v`), never by looking at its files
+        from the host.
+        """
         target = self._target
         assert target is not None
-        leader = self._leader_found
-        if target.is_directory:
-            root, search = str(target.directory), enter.DEFAULT_PATH
-        elif leader is not None:
-            root, search = f"/proc/{leader.pid}/root", leader.path
-        else:
+        if not target.is_directory and self._leader_found is None:
             return False
+        probe = ["/bin/sh", "-c", 'command -v "$1" >/dev/null', "sh", self._python[0]]
+        argv = plan.container_python_argv(target, self._leader_found, probe)
         host = self._service_get(self._host_stack(target))["context"]
         try:
-            # Absolute symlinks inside resolve against the host's root here; a wrong
-            # answer only means the original bootstrap error is shown.
-            return not host.call(hostside.has_program, root, self._python[0], search)
+            rc, err = host.call(hostside.run, _cast(argv), 30)
         except mitogen.core.Error:
             return False
+        found = enter.parse_helper_error(rc, b"", err)
+        if found is not None:
+            raise to_ansible_error(helper_error(target, *found))
+        if target.is_directory and (reason := enter.tree_failure(rc, err)) is not None:
+            raise to_ansible_error(tree_error(target, reason))
+        return rc != 0
 
     def _plain_connection(self) -> PluginConnection:
         """The plugin's own per-command connection, with this one's identity and options."""
@@ -247,27 +252,92 @@ class Connection(ansible_mitogen.connection.Connection):
             self._plain = None
         super().close()
 
-    def _forget_context(self) -> None:
+    def _container_hop(self) -> int | None:
+        """Index of the container's hop in the task's stack: the host's hops come before it."""
+        for i, hop in enumerate(self._stack or ()):
+            if hop.get("method") == plan.CONTAINER_METHOD:
+                return i
+        return None
+
+    def _what_went(self) -> str:
+        """Why the task's interpreter is gone: "host" (the connection to the host was lost),
+        "container" (its leader changed or is gone) or "interpreter" (only it exited)."""
+        target, context, hop, leader = self._target, self.context, self._container_hop(), self._leader_found
+        if target is None or context is None or hop is None:
+            return "container"
+        try:
+            host = mitogen.service.call(call_context=self.binding.get_service_context(),
+                                        service_name="ansible_mitogen.services.ContextService",
+                                        method_name="get", stack=_cast(list(self._stack[:hop])))
+        except mitogen.core.Error:
+            return "host"  # the multiplexer itself is gone
+        # The multiplexer forgets a lost host's context and this get() connects anew: context
+        # IDs grow with creation, so a host context newer than the task's is a new connection.
+        if host["msg"] or host["context"].context_id > context.context_id:
+            return "host"
+        # The host is the same: ask it for the container's leader now. Its cache may still hold
+        # the leader of an instance that is shutting down (the interpreter dies before the
+        # leader does): drop it, so that the lookup asks machined and the container again and
+        # waits while it reboots; a leader that is still the same and booted means only the
+        # interpreter went.
+        if target.container is not None:
+            try:
+                host["context"].call(hostside.forget, str(target.container))
+            except mitogen.core.Error:
+                return "host"
+        try:
+            self._resolve(connect=False)
+        except (ansible.errors.AnsibleError, mitogen.core.Error):
+            return "container"  # not running (any more)
+        finally:
+            self._target = target
+        return "interpreter" if self._leader_found == leader else "container"
+
+    def _interrupted(self, e: mitogen.core.ChannelError) -> ansible.errors.AnsibleError:
+        """The error for a task whose interpreter went away during a call; forgets it."""
+        target = self._target
+        what = self._what_went()
+        self._forget_context(host_alive=what != "host")
+        if target is None:
+            return ansible.errors.AnsibleError(f"the interpreter went away while this task was running: {e}")
+        if what == "host":
+            # UNREACHABLE: the host connection is what failed, not the task in the container.
+            place = "the controller" if target.local else f"host {target.host}"
+            inside = f"directory tree {target.directory}" if target.is_directory else f"container {target.container}"
+            return ansible.errors.AnsibleConnectionFailure(
+                f"lost the connection to {place} while running a task in {inside}: {e}")
+        if what == "interpreter":
+            kept = "" if target.is_directory else ", the container did not restart"
+            return ansible.errors.AnsibleError(
+                f"the interpreter in {target.where} exited while this task was running{kept} ({e}); "
+                "the task failed, the next task starts a new interpreter")
+        return ansible.errors.AnsibleError(
+            f"{target.where} stopped or restarted while this task was running ({e}); the task "
+            "failed, the next task enters the new leader")
+
+    def _forget_context(self, host_alive: bool = True) -> None:
         """Drop the dead interpreter without a new leader lookup (the container may be down)."""
-        stack = self._stack
+        stack, hop = self._stack, self._container_hop()
+        # Already forgotten by the multiplexer on disconnect: no put() of it (it would warn).
+        self.context = self.login_context = self.chain = self.init_child_result = None
         self.close()
-        if not stack:
+        if not stack or hop is None:
             return
-        if self.become:
-            stack = stack[:-1]
         binding = ansible_mitogen.process.get_worker_model().get_binding(
             _cast(plan.binding_name(self._target)))
         try:
+            # The container's interpreter (a become interpreter is its child, and goes with it).
             mitogen.service.call(call_context=binding.get_service_context(),
                                  service_name="ansible_mitogen.services.ContextService",
-                                 method_name="reset", stack=_cast(list(stack)))
+                                 method_name="reset", stack=_cast(list(stack[:hop + 1])))
         except mitogen.core.Error:
             pass  # already forgotten on disconnect
         try:
             # The old leader may still be alive while its container shuts down: the next
             # task must look the container up again (and wait for its reboot), not reuse it.
-            if self._target is not None and self._target.container is not None:
-                host = self._service_get(stack[:-1], binding)["context"]
+            # A lost host's cache went with its interpreter.
+            if host_alive and self._target is not None and self._target.container is not None:
+                host = self._service_get(stack[:hop], binding)["context"]
                 host.call(hostside.forget, str(self._target.container))
         except (mitogen.core.Error, ansible.errors.AnsibleConnectionFailure):
             pass  # the host is gone too: its cache went with it

@@ -12,7 +12,6 @@ looked up and their interpreters started in parallel.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 
 import mitogen.core
@@ -37,22 +36,72 @@ def _start_time(pid: int) -> int | None:
     return int(stat.rsplit(b")", 1)[1].split()[19])
 
 
-def leader(name: str, boot_timeout: int, sudo: bool = False) -> dict:
-    """{"leader": enter.Leader fields, "cached": bool} or {"rc", "stdout", "stderr"} on failure."""
+# Signals that ask a container's init to shut down (SIGINT, SIGTERM, SIGRTMIN+3..6, +13..16),
+# as the helper's shutdown_pending: pending between machinectl reboot/poweroff and their handling.
+SHUTDOWN_SIGNALS = 0x3C0F000004002
+
+
+def _shutdown_pending(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read(8192)
+    except OSError:
+        return False
+    for line in status.splitlines():
+        key, _, value = line.partition(b":")
+        if key in (b"SigPnd", b"ShdPnd") and int(value.strip() or b"0", 16) & SHUTDOWN_SIGNALS:
+            return True
+    return False
+
+
+def _final_stage(pid: int) -> bool:
+    """systemd has become systemd-shutdown: the instance's last seconds, no tasks."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read(32).startswith(b"systemd-shutdow")
+    except OSError:
+        return False
+
+
+def leader(name: str, argv: list[str], nonce: str, timeout: float) -> dict:
+    """{"leader": enter.Leader fields, "cached": bool} or {"error": (code, message)} on failure.
+
+    `argv` is the helper's lookup, built on the controller (enter.lookup_argv): this process
+    only runs it, bounded by `timeout`, and parses its one leader record.
+    """
     cached = _leaders.get(name)
     if cached is not None:
-        if _start_time(cached[0]) == cached[1]:
+        if _start_time(cached[0]) == cached[1] and not _shutdown_pending(cached[0]) \
+                and not _final_stage(cached[0]):
             return {"leader": cached, "cached": True}
         del _leaders[name]
-    argv = ["sh", "-c", enter.HOST_HELPER, "nspawn-fast", "lookup", name, str(boot_timeout)]
-    if sudo:
-        argv = ["sudo", "-n", "--", *argv]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
-    if proc.returncode != 0:
-        return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-    found = tuple(enter.parse_leader(proc.stdout))
-    _leaders[name] = found
-    return {"leader": found, "cached": False}
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": ("not-ready", f"the lookup of {name} did not finish within {timeout:.0f} s")}
+    found = enter.parse_helper_error(proc.returncode, proc.stdout, proc.stderr, nonce)
+    if found is not None:
+        return {"error": found}
+    try:
+        if proc.returncode != 0:
+            raise ValueError(f"rc={proc.returncode}")
+        record = tuple(enter.parse_leader(proc.stdout, nonce))
+    except ValueError as e:
+        detail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]
+        return {"error": ("lookup-failed", f"{e}: {detail}")}
+    _leaders[name] = record
+    return {"leader": record, "cached": False}
+
+
+def run(argv: list[str], timeout: float) -> tuple[int, bytes]:
+    """A short helper command (e.g. `command -v python3` inside): its status and the end of its
+    stderr, which carries the helper's or systemd-nspawn's own reason when it failed."""
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, b"timed out"
+    return proc.returncode, proc.stderr[-4000:]
 
 
 @mitogen.core.takes_econtext
@@ -73,26 +122,13 @@ class HostService(mitogen.service.Service):
     """Leader lookups and container interpreter starts, on the pool's threads."""
 
     @mitogen.service.expose(mitogen.service.AllowParents())
-    def leader(self, name: str, boot_timeout: int, sudo: bool) -> dict:
-        return leader(name, boot_timeout, sudo)
+    def leader(self, name: str, argv: list, nonce: str, timeout: float) -> dict:
+        return leader(name, argv, nonce, timeout)
 
     @mitogen.service.expose(mitogen.service.AllowParents())
     def connect(self, name: str | None, connection_method: str, kwargs: dict) -> dict:
         """What mitogen's Router.proxy_connect asks of the intermediary, off the main thread."""
         return mitogen.parent._proxy_connect(name, connection_method, kwargs, econtext=_econtext)
-
-
-def has_program(root: str, program: str, search_path: str) -> bool:
-    """Whether `program` (absolute, or a name looked up in `search_path`) exists under `root`.
-
-    `root` is /proc/LEADER/root of a running container or a tree's directory: a lookup
-    through it needs no process inside, so it also works where python is missing.
-    """
-    if program.startswith("/"):
-        candidates = [program]
-    else:
-        candidates = [f"{d}/{program}" for d in search_path.split(":") if d.startswith("/")]
-    return any(os.access(root + c, os.X_OK) for c in candidates)
 
 
 def forget(name: str) -> None:

@@ -13,17 +13,22 @@ one host bootstrap in parallel instead of one after another on the host's main t
 from __future__ import annotations
 
 import functools
+import logging
 import typing as t
 
 import mitogen.core
 import mitogen.service
 
+from .. import enter
 from ..enter import Leader
 from ..target import NspawnTarget
-from . import hostside, plan
+from . import containerside, hostside, plan, readiness
 
+LOG = logging.getLogger(__name__)
 CONTEXT_SERVICE = "ansible_mitogen.services.ContextService"
 HOST_SERVICE = "ansible_nspawn_fast.transport.hostside.HostService"
+# Seconds a lookup may take beyond the boot timeout (its own host-side steps are bounded too).
+LOOKUP_SLACK = 60
 
 
 class NspawnService(mitogen.service.Service):
@@ -49,32 +54,88 @@ class NspawnService(mitogen.service.Service):
             extra_hops: list, connect: bool) -> dict:
         """{"stack", "leader", "cached"} plus, with `connect`, ContextService.get()'s answer.
 
-        On failure: {"msg"} (the host cannot be reached) or {"lookup"} (the helper's rc,
-        stdout and stderr, for the worker to turn into a message).
+        On failure: {"msg"} (the host cannot be reached) or {"lookup"} (the helper's error
+        code and message, for the worker to turn into a message).
         """
         spec = NspawnTarget(**target)
-        leader, cached = None, False
+        leader, cached, host = None, False, None
         if not spec.is_directory:
             host, dct = self._host(host_stack)
             if host is None:
                 return {"msg": dct["msg"], "stack": host_stack}
-            try:
-                found = host.call_service(HOST_SERVICE, "leader", name=spec.container,
-                                          boot_timeout=spec.boot_timeout, sudo=spec.host_sudo)
-            except mitogen.core.ChannelError as e:
-                return {"msg": f"lost the connection to host {spec.host}: {e}", "stack": host_stack}
+            found = self._leader(host, spec, host_stack)
             if "leader" not in found:
-                return {"lookup": found, "stack": host_stack}
+                return found
             leader, cached = found["leader"], found["cached"]
-        stack = [*host_stack,
-                 plan.container_hop(spec, Leader(*leader) if leader else None, python, connect_timeout),
-                 *extra_hops]
+
+        def stack_for(leader: t.Any) -> list:
+            hop = plan.container_hop(spec, Leader(*leader) if leader else None, python, connect_timeout)
+            return [*host_stack, hop, *extra_hops]
+
+        stack = stack_for(leader)
         result = {"stack": stack, "leader": leader, "cached": cached, "msg": None}
-        if connect:
-            if spec.is_directory:
-                self._host(host_stack)  # sizes the host's pool before the tree's hop uses it
-            result.update(self._contexts.get(stack=stack))
+        if not connect:
+            return result
+        if spec.is_directory:
+            self._host(host_stack)  # sizes the host's pool before the tree's hop uses it
+        result.update(self._contexts.get(stack=stack))
+        if cached and not result["msg"] and not _accepts_tasks(result["context"]):
+            # A reboot or poweroff has begun (or the instance is still booting): ask the host
+            # again without its cache; its lookup waits until the machine runs and is booted.
+            host.call(hostside.forget, spec.container)
+            found = self._leader(host, spec, host_stack)
+            if "leader" not in found:
+                return found
+            if tuple(found["leader"]) != tuple(leader):
+                # The old instance's interpreter goes with its container (ContextService
+                # forgets it on disconnect); this task does not use it.
+                self._contexts.put(result["context"])
+                stack = stack_for(found["leader"])
+                result = {"stack": stack, "leader": found["leader"], "cached": False, "msg": None}
+                result.update(self._contexts.get(stack=stack))
+        _set_up_once(result, become=bool(extra_hops))
         return result
+
+    @staticmethod
+    def _leader(host: t.Any, spec: NspawnTarget, host_stack: list) -> dict:
+        """{"leader", "cached"} from the host's cache or lookup; else {"msg"} or {"lookup"}."""
+        try:
+            found = host.call_service(HOST_SERVICE, "leader", name=spec.container,
+                                      argv=enter.lookup_argv(spec), nonce=enter.RUN_NONCE,
+                                      timeout=spec.boot_timeout + LOOKUP_SLACK)
+        except mitogen.core.ChannelError as e:
+            return {"msg": f"lost the connection to host {spec.host}: {e}", "stack": host_stack}
+        if "error" in found:
+            return {"lookup": found["error"], "stack": host_stack}
+        return found
+
+
+_set_up: set[t.Any] = set()  # container (and become) contexts that ran containerside.setup
+
+
+def _set_up_once(result: dict, become: bool) -> None:
+    """A new interpreter in a container, and a become user's in it, arm their clean exit."""
+    if result.get("msg") or result.get("context") is None:
+        return
+    for context in (result["via"], result["context"]) if become else (result["context"],):
+        if context in _set_up:
+            continue
+        try:
+            context.call(containerside.setup)
+        except mitogen.core.ChannelError:
+            return  # it died already: the task's own first call reports that
+        except mitogen.core.CallError as e:  # a safety net only: the task still runs
+            LOG.warning("%r: no clean-up on a lost connection in this interpreter: %s", context, e)
+        _set_up.add(context)
+        mitogen.core.listen(context, "disconnect", functools.partial(_set_up.discard, context))
+
+
+def _accepts_tasks(context: t.Any) -> bool:
+    """Asked of the container's own interpreter (readiness.py); a dead one does not."""
+    try:
+        return bool(context.call(readiness.accepts_tasks))
+    except mitogen.core.Error:
+        return False
 
 
 def connect_via_host_pool(router: t.Any, via: t.Any = None, **kwargs: t.Any) -> t.Any:

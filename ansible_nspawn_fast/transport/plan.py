@@ -5,14 +5,14 @@ A stack is what ansible_mitogen's ContextService.get() takes: a list of
 previous one. For a machine on a remote host it is
 
     [ssh to the host, python3 there]            one per host, shared by its containers
-    [nspawn_local: HOST_HELPER exec LEADER... python]  one per container, started by the host
+    [nspawn_local: helper exec LEADER... python]    one per container, started by the host
     [sudo/su ...]                               when the task becomes another user
 
 The container hop is mitogen's plain `local` method (as `nspawn_local`, which the
 host runs on a thread of its own: muxside.py) whose python_path is the
-same host helper the connection plugin uses (`enter.HOST_HELPER`, verb exec):
-cgroup join, the container's environment, nsenter into the namespaces that
-differ, and a subshell fork into the PID namespace. Because the leader's PID
+same host helper the connection plugin uses (helper.sh, verb exec, via enter.helper_argv):
+the leader re-verified, nsenter into the namespaces that differ, the cgroup join, the
+container's environment, and a fork into the PID namespace. Because the leader's PID
 and start time are part of its kwargs, they are part of ContextService's
 deduplication key: a restarted container gets a new key, hence a new
 interpreter, without any explicit invalidation in the multiplexer.
@@ -37,24 +37,13 @@ def bootstrap_timeout(connect_timeout: int | None) -> int:
     return max(connect_timeout or 0, MIN_BOOTSTRAP_TIMEOUT)
 
 
-def _helper_argv(target: NspawnTarget, verb: str, *args: str) -> list[str]:
-    argv = ["sh", "-c", enter.HOST_HELPER, "nspawn-fast", verb, *args]
-    if target.host_sudo:
-        argv = ["sudo", "-n", "--", *argv]
-    return argv
-
-
 def container_python_argv(target: NspawnTarget, leader: enter.Leader | None,
                           python: list[str]) -> list[str]:
     """The argv mitogen runs on the host to start the interpreter inside.
 
     mitogen appends `-c BOOTSTRAP` to it.
     """
-    if target.is_directory:
-        return _helper_argv(target, "tree", str(target.directory),
-                            *enter.nspawn_argv(target, *python))
-    assert leader is not None, "machine mode needs the leader"
-    return _helper_argv(target, "exec", *leader.args(), *python)
+    return enter.inside_argv(target, leader, python)
 
 
 def container_hop(target: NspawnTarget, leader: enter.Leader | None,

@@ -7,8 +7,9 @@ from ansible_nspawn_fast.target import NspawnTarget
 
 MACHINE = NspawnTarget(host="h", container="web")
 TREE = NspawnTarget(host="h", directory="/srv/my tree", nspawn_args=("--bind=/cache",))
-LEADER = enter.Leader(1234, 5678, "/usr/bin:/bin", "", "/bin/bash")
+LEADER = enter.Leader(1234, 5678, "systemd-nspawn@web.service", "/usr/bin:/bin")
 HOSTILE = "echo 'a' \"b\" $(id) `id` ; rm -rf / # \\ \n ünï"
+NONCE = enter.RUN_NONCE
 
 
 def argv(command: str) -> list[str]:
@@ -18,30 +19,28 @@ def argv(command: str) -> list[str]:
 def test_lookup_passes_the_name_as_one_argument():
     words = argv(enter.lookup_command(MACHINE))
     assert words[:2] == ["sh", "-c"]
-    assert words[2] == enter.HOST_HELPER
-    assert words[3:] == ["nspawn-fast", "lookup", "web", "90"]
+    assert words[2] == enter.host_helper()
+    assert words[3:] == ["nspawn-fast", NONCE, "lookup", "web", "90"]
 
 
 def test_exec_keeps_a_hostile_command_intact():
     words = argv(enter.exec_command(MACHINE, LEADER, HOSTILE))
-    assert words[3:] == ["nspawn-fast", "exec", "1234", "5678", "/usr/bin:/bin", "", "/bin/bash",
-                         "/bin/sh", "-c", HOSTILE]
+    assert words[3:] == ["nspawn-fast", NONCE, "exec", "1234", "5678", "systemd-nspawn@web.service",
+                         "/usr/bin:/bin", "/bin/sh", "-c", HOSTILE]
 
 
-def test_put_and_fetch_paths_are_single_arguments():
+def test_put_carries_the_size_and_fetch_the_path_as_single_arguments():
     path = "/root/dir with spaces/ünï $(x).txt"
-    put = argv(enter.put_command(MACHINE, LEADER, path))
-    assert put[-5:] == ["/bin/sh", "-c", enter.PUT_SCRIPT, "put", path]
+    put = argv(enter.put_command(MACHINE, LEADER, path, 4096))
+    assert put[-6:] == ["/bin/sh", "-c", enter.PUT_SCRIPT, "put", path, "4096"]
     fetch = argv(enter.fetch_command(MACHINE, LEADER, path))
-    assert fetch[-3:] == ["cat", "--", path]
+    assert fetch[-5:] == ["/bin/sh", "-c", enter.FETCH_SCRIPT, "fetch", path]
 
 
 def test_directory_mode_runs_systemd_nspawn_on_the_tree():
     words = argv(enter.exec_command(TREE, None, "true"))
-    assert words[3:6] == ["nspawn-fast", "tree", "/srv/my tree"]
-    nspawn = words[6:]
-    assert nspawn[0] == "systemd-nspawn"
-    assert "--directory=/srv/my tree" in nspawn and "--as-pid2" in nspawn and "--pipe" in nspawn
+    assert words[3:7] == ["nspawn-fast", NONCE, "tree", "/srv/my tree"]
+    nspawn = words[7:]  # the helper puts systemd-nspawn and its fixed options in front
     assert nspawn.index("--bind=/cache") < nspawn.index("--")
     assert nspawn[nspawn.index("--") + 1:] == ["/bin/sh", "-c", "true"]
 
@@ -51,21 +50,62 @@ def test_host_sudo_prefixes_the_helper():
     assert argv(enter.lookup_command(target))[:4] == ["sudo", "-n", "--", "sh"]
 
 
+def test_an_installed_helper_is_run_by_its_path():
+    target = NspawnTarget(host="h", container="web", host_sudo=True,
+                          host_helper="/usr/local/libexec/nspawn-fast-helper")
+    assert enter.lookup_argv(target) == ["sudo", "-n", "--", "/usr/local/libexec/nspawn-fast-helper",
+                                         NONCE, "lookup", "web", "90"]
+
+
+def test_the_helper_can_be_installed_as_a_file():
+    assert enter.host_helper().startswith("#!/bin/sh\n")
+
+
 def test_machine_mode_needs_a_leader():
     with pytest.raises(AssertionError):
         enter.exec_command(MACHINE, None, "true")
 
 
-def test_parse_leader_takes_the_last_four_lines():
-    out = b"motd noise\n4242 99887766\n/usr/sbin:/usr/bin\n\n/bin/bash\n"
-    assert enter.parse_leader(out) == enter.Leader(4242, 99887766, "/usr/sbin:/usr/bin", "", "/bin/bash")
+def record(pid="4242", start="99887766", unit="systemd-nspawn@web.service", path="/usr/bin", nonce=NONCE):
+    return f"NSPAWN-FAST-LEADER {nonce} {pid} {start} {unit} {path}\n".encode()
+
+
+def test_parse_leader_takes_the_one_record_of_this_run():
+    out = b"motd noise\n" + record()
+    assert enter.parse_leader(out) == enter.Leader(4242, 99887766, "systemd-nspawn@web.service", "/usr/bin")
+
+
+@pytest.mark.parametrize("out", [
+    b"",
+    record() + record(pid="2"),                      # two records: one of them is not ours
+    record(nonce="0" * 24),                          # another run's (or a forged) record
+    record(pid="1"), record(pid="12a"), record(start="-5"),
+    record(unit="../../x.service"), record(unit="x.socket"), record(path="/bin;rm"),
+    record().replace(b" /usr/bin", b" /usr/bin extra"),
+    # the old format: PID and start time as the last lines, after container-chosen lines
+    b"2 15\n/bin\n\n/bin/sh\n",
+])
+def test_parse_leader_refuses_anything_else(out):
+    with pytest.raises(ValueError):
+        enter.parse_leader(out)
 
 
 @pytest.mark.parametrize("rc, out, err, expected", [
-    (211, b"", b"\nNSPAWN-FAST-ERROR not-running No machine 'x' known\n", ("not-running", "No machine 'x' known")),
-    (211, b"tty merged\r\nNSPAWN-FAST-ERROR leader-changed gone\r\n", b"", ("leader-changed", "gone")),
-    (1, b"", b"NSPAWN-FAST-ERROR not-running x\n", None),
+    (211, b"", f"\nNSPAWN-FAST-ERROR {NONCE} not-running No machine 'x' known\n".encode(),
+     ("not-running", "No machine 'x' known")),
+    (211, f"tty merged\r\nNSPAWN-FAST-ERROR {NONCE} leader-changed gone\r\n".encode(), b"", ("leader-changed", "gone")),
+    (1, b"", f"NSPAWN-FAST-ERROR {NONCE} not-running x\n".encode(), None),
     (211, b"", b"a command that exits 211 on its own\n", None),
+    # a command inside that prints the marker without this run's nonce and exits 211
+    (211, b"", b"NSPAWN-FAST-ERROR not-running forged\n", None),
+    (211, b"", b"NSPAWN-FAST-ERROR 000000000000000000000000 not-running forged\n", None),
 ])
 def test_parse_helper_error(rc, out, err, expected):
     assert enter.parse_helper_error(rc, out, err) == expected
+
+
+def test_tree_failure_is_systemd_nspawns_own_only_before_the_payload_started():
+    assert enter.tree_failure(1, b"Directory /x is currently busy.\n") == "Directory /x is currently busy."
+    assert enter.tree_failure(1, enter.TREE_STARTED + b"\ncommand failed\n") is None
+    assert enter.tree_failure(0, b"") is None
+    assert enter.strip_tree_marker(b"a\n" + enter.TREE_STARTED + b"\r\nb") == b"a\nb"

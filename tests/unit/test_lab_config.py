@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ansible_nspawn_fast.lab import image, inventory
-from ansible_nspawn_fast.lab.config import NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, LabConfig
+from ansible_nspawn_fast.lab.config import HOSTILE, NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, LabConfig
 
 LAB = Path("/tmp/nf-lab")
 
@@ -23,7 +23,7 @@ def test_default_shape_names_and_ports() -> None:
         ("nf-host1", 2201, "nf_host1"), ("nf-host2", 2202, "nf_host2")]
     assert [(g.name, g.kind) for g in hosts[0].guests] == [
         ("h1-c1", NORMAL), ("h1-c2", NORMAL), ("h1-c3", NORMAL),
-        ("h1-nopy", NOPY), ("h1-userns", USERNS), ("h1-stopped", STOPPED)]
+        ("h1-nopy", NOPY), ("h1-userns", USERNS), ("h1-stopped", STOPPED), ("h1-hostile", HOSTILE)]
     assert [g.name for g in hosts[1].guests] == ["h2-c1", "h2-c2", "h2-c3"]
     assert hosts[0].tree == "h1-tree" and hosts[1].tree is None
     assert all(g.host == h.name for h in hosts for g in h.guests)
@@ -132,7 +132,8 @@ def test_lab_description() -> None:
     h1, h2 = d["hosts"]
     assert d["image"] == "abc" and d["key"] == str(LAB / "ssh/id_ed25519")
     assert h1["guests"] == ["h1-c1", "h1-c2", "h1-c3"]
-    assert h1["special"] == {"nopy": "h1-nopy", "userns": "h1-userns", "stopped": "h1-stopped"}
+    assert h1["special"] == {"nopy": "h1-nopy", "userns": "h1-userns", "stopped": "h1-stopped",
+                             "hostile": "h1-hostile"}
     assert h1["tree"] == {"name": "h1-tree", "path": TREE_PATH}
     assert h2["special"] == {} and h2["tree"] is None
 

@@ -6,6 +6,7 @@ from ansible_nspawn_fast.target import NspawnTarget, target_from_options
 DEFAULTS = {
     "host": "server1", "nspawn_container": "web", "nspawn_directory": None, "nspawn_args": [],
     "nspawn_local": False, "nspawn_host_sudo": False, "nspawn_boot_timeout": 90,
+    "nspawn_host_helper": None,
 }
 
 
@@ -36,9 +37,13 @@ def test_local_mode_is_named_in_messages():
     ({"nspawn_container": "web;touch /tmp/x"}, "invalid container name 'web;touch /tmp/x' for host server1"),
     ({"nspawn_container": None}, "invalid container name None"),
     ({"nspawn_directory": "relative/tree"}, "must be an absolute path"),
-    ({"nspawn_directory": "/srv/t", "nspawn_args": ["-D", "/other"]}, "must not contain '-D'"),
-    ({"nspawn_directory": "/srv/t", "nspawn_args": "--directory=/x"}, "must not contain '--directory'"),
+    ({"nspawn_directory": "/srv/t", "nspawn_args": ["-D", "/other"]},
+     "ansible_nspawn_args for directory tree /srv/t on host server1: '-D' means --directory"),
+    ({"nspawn_directory": "/srv/t", "nspawn_args": "--direc=/x"}, "'--direc=/x' means --directory"),
     ({"nspawn_boot_timeout": -1}, "must be >= 0"),
+    ({"nspawn_container": ".host"}, "invalid container name '.host'"),
+    ({"nspawn_host_helper": "nspawn-fast-helper"}, "must be the absolute path of the helper"),
+    ({"nspawn_host_helper": "/usr/bin/env sh"}, "must be the absolute path of the helper"),
 ])
 def test_bad_options_are_refused_with_the_next_step(overrides, fragment):
     with pytest.raises(ConfigError) as err:

@@ -8,7 +8,7 @@ from ansible_nspawn_fast.transport import hostside, plan
 
 MACHINE = NspawnTarget(host="h", container="web")
 SUDO = NspawnTarget(host="h", container="web", host_sudo=True)
-LEADER = enter.Leader(1234, 5678, "/usr/bin", "C.UTF-8", "/bin/bash")
+LEADER = enter.Leader(1234, 5678, "systemd-nspawn@web.service", "/usr/bin")
 TREE = NspawnTarget(host="h", directory="/srv/tree", nspawn_args=("--bind=/cache",))
 
 
@@ -16,9 +16,9 @@ TREE = NspawnTarget(host="h", directory="/srv/tree", nspawn_args=("--bind=/cache
 def test_container_hop_is_the_helper_exec_verb(target, prefix):
     hop = plan.container_hop(target, LEADER, ["/usr/bin/python3"])
     assert hop["method"] == plan.CONTAINER_METHOD == "nspawn_local"
-    assert hop["kwargs"]["python_path"] == [*prefix, "sh", "-c", enter.HOST_HELPER, "nspawn-fast",
-                                            "exec", "1234", "5678", "/usr/bin", "C.UTF-8", "/bin/bash",
-                                            "/usr/bin/python3"]
+    assert hop["kwargs"]["python_path"] == [*prefix, "sh", "-c", enter.host_helper(), "nspawn-fast",
+                                            enter.RUN_NONCE, "exec", "1234", "5678",
+                                            "systemd-nspawn@web.service", "/usr/bin", "/usr/bin/python3"]
 
 
 def test_a_new_leader_is_a_new_hop():
@@ -29,8 +29,7 @@ def test_a_new_leader_is_a_new_hop():
 
 def test_tree_hop_runs_python_under_systemd_nspawn():
     argv = plan.container_python_argv(TREE, None, ["python3"])
-    assert argv[4:6] == ["tree", "/srv/tree"]
-    assert argv[6:] == enter.nspawn_argv(TREE, "python3")
+    assert argv[5:] == ["tree", "/srv/tree", "--bind=/cache", "--", "python3"]
 
 
 def test_containers_of_one_host_share_a_binding():
@@ -46,16 +45,27 @@ def test_start_time_identifies_a_live_process():
 
 def test_cached_leader_is_reused_only_while_alive(monkeypatch):
     me = os.getpid()
-    alive = (me, hostside._start_time(me), "/usr/bin", "", "/bin/sh")
+    alive = (me, hostside._start_time(me), "systemd-nspawn@web.service", "/usr/bin")
     hostside._leaders["web"] = alive
-    assert hostside.leader("web", 0) == {"leader": alive, "cached": True}
-    hostside._leaders["web"] = (me, -1, "/usr/bin", "", "/bin/sh")  # same PID, other start time: a restart
+    lookup = enter.lookup_argv(MACHINE, nonce="n1")
+    assert hostside.leader("web", lookup, "n1", 5) == {"leader": alive, "cached": True}
+    hostside._leaders["web"] = (me, -1, "systemd-nspawn@web.service", "/usr/bin")  # same PID, other start
     calls = []
+    out = b"NSPAWN-FAST-LEADER n1 42 99 systemd-nspawn@web.service /usr/bin\n"
     monkeypatch.setattr(hostside.subprocess, "run", lambda argv, **kw: calls.append(argv) or
-                        type("P", (), {"returncode": 0, "stdout": b"42 99\n/usr/bin\n\n/bin/sh\n", "stderr": b""})())
-    assert hostside.leader("web", 0) == {"leader": (42, 99, "/usr/bin", "", "/bin/sh"), "cached": False}
-    assert calls[0][4:] == ["lookup", "web", "0"]
+                        type("P", (), {"returncode": 0, "stdout": out, "stderr": b""})())
+    assert hostside.leader("web", lookup, "n1", 5) == {
+        "leader": (42, 99, "systemd-nspawn@web.service", "/usr/bin"), "cached": False}
+    assert calls == [lookup]
     hostside.forget("web")
+
+
+def test_a_lookup_that_prints_no_record_of_this_run_is_an_error(monkeypatch):
+    out = b"NSPAWN-FAST-LEADER other 2 15 systemd-nspawn@web.service /usr/bin\n"
+    monkeypatch.setattr(hostside.subprocess, "run", lambda argv, **kw:
+                        type("P", (), {"returncode": 0, "stdout": out, "stderr": b""})())
+    found = hostside.leader("web2", ["true"], "n1", 5)
+    assert found["error"][0] == "lookup-failed" and "web2" not in hostside._leaders
 
 
 def test_remote_names_have_no_slashes():
@@ -67,3 +77,17 @@ def test_remote_names_have_no_slashes():
 @pytest.mark.parametrize("given, used", [(None, 30), (10, 30), (60, 60)])
 def test_interpreters_in_containers_get_at_least_30_s_to_start(given, used):
     assert plan.container_hop(MACHINE, LEADER, ["python3"], connect_timeout=given)["kwargs"]["connect_timeout"] == used
+
+
+def test_a_pending_shutdown_signal_is_seen(tmp_path, monkeypatch):
+    import signal
+    me = os.getpid()
+    assert not hostside._shutdown_pending(me)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        signal.pthread_kill(__import__("threading").get_ident(), signal.SIGINT)  # pending: blocked
+        assert hostside._shutdown_pending(me)
+    finally:
+        signal.sigwait({signal.SIGINT})  # take it, as systemd's signalfd would
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert not hostside._shutdown_pending(me)
