@@ -9,6 +9,8 @@ container restarted between tasks is entered at its new leader.
 from __future__ import annotations
 
 import os
+import secrets
+import shlex
 import tempfile
 import typing as t
 
@@ -82,6 +84,10 @@ class Connection(ConnectionBase):
         # Set when the container went away during this task: the task's later commands
         # (Ansible's temp-dir cleanup) fail with the same message instead of a confusing one.
         self._restarted: ContainerRestarted | None = None
+        # This task's nonce for the container's "not booted" answer, and whether the
+        # lookup skips the host's readiness cache (after such an answer).
+        self._rnonce = secrets.token_hex(8)
+        self._fresh = False
 
     # -- options: ours are declared in the shim's DOCUMENTATION; the SSH hop
     # -- resolves its own from the same variables, as a stock ssh host would.
@@ -135,27 +141,57 @@ class Connection(ConnectionBase):
                 self._restarted = err
             raise to_ansible_error(err)
 
-    def _leader_for_task(self) -> enter.Leader | None:
-        """Looked up once per task (this object lives for one task in one worker)."""
+    def _inside(self, argv: list[str]) -> str:
+        """The host command line that runs `argv` in the container (or tree) for this task.
+
+        The task's first command carries the leader lookup (one SSH round trip, not two):
+        the helper's `run` verb finds and checks the leader and says which on stderr; the
+        task's later commands name that leader (`cmd`), which the helper re-verifies.
+        """
         if self.target.is_directory:
-            return None
+            return shlex.join(enter.inside_argv(self.target, None, argv))
         if self._restarted is not None:
             raise to_ansible_error(self._restarted)
         if self._leader is None:
-            assert self._host is not None
-            rc, out, err = self._run_on_host(enter.lookup_command(self.target), sudoable=False)
-            self._check(rc, out, err)
+            return shlex.join(enter.run_argv(self.target, self._fresh, self._rnonce, argv))
+        return shlex.join(enter.cmd_argv(self.target, self._leader, self._rnonce, argv))
+
+    def _settle(self, rc: int, out: bytes, err: bytes) -> tuple[bytes, bytes, bool]:
+        """After a helper call: (stdout, stderr) without our records, and whether to run it again.
+
+        Raises the helper's own errors. A first command whose container said it is booting or
+        shutting down did not run: it is run again once, with the full readiness wait.
+        """
+        self._check(rc, out, err)
+        if self.target.is_directory:
+            self._check_tree(rc, out + err)  # with a tty (ssh -tt) both streams are merged
+            return enter.strip_tree_marker(out), enter.strip_tree_marker(err), False
+        first = self._leader is None
+        if first:
             try:
-                if rc != 0:
-                    raise ValueError(f"rc={rc}")
-                self._leader = enter.parse_leader(out)
+                leader, err = enter.split_leader(err)
+                if leader is None:  # a tty merged stderr into stdout
+                    leader, out = enter.split_leader(out)
             except ValueError as e:
+                raise AnsibleConnectionFailure(f"cannot look up the leader of {self.target.where}: {e}") from None
+            if leader is None:
                 raise AnsibleConnectionFailure(
-                    f"cannot look up the leader of {self.target.where} ({e}): "
-                    f"{to_text(err or out, errors='surrogate_or_replace').strip()[-2000:]}") from None
-            display.vvv(f"NSPAWN: leader of {self.target.where} is PID {self._leader.pid}",
+                    f"cannot look up the leader of {self.target.where} (rc={rc}): "
+                    f"{to_text(err or out, errors='surrogate_or_replace').strip()[-2000:]}")
+            self._leader = leader
+            display.vvv(f"NSPAWN: leader of {self.target.where} is PID {leader.pid}",
                         host=self._display_host())
-        return self._leader
+        if enter.not_ready(out + err, self._rnonce):
+            if first and not self._fresh:
+                display.vvv(f"NSPAWN: {self.target.where} is booting or shutting down: waiting",
+                            host=self._display_host())
+                self._leader, self._fresh = None, True
+                return out, err, True
+            self._restarted = ContainerRestarted(
+                f"{self.target.where} stopped or restarted while this task was running (it is "
+                "shutting down); the task failed, the next task enters the new leader")
+            raise to_ansible_error(self._restarted)
+        return out, err, False
 
     def _run_on_host(self, command: str, in_data: bytes | None = None,
                      sudoable: bool = True) -> tuple[int, bytes, bytes]:
@@ -170,14 +206,12 @@ class Connection(ConnectionBase):
                      sudoable: bool = True) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         display.vvv(f"EXEC ({self.target.where}) {cmd}", host=self._display_host())
-        command = enter.exec_command(self.target, self._leader_for_task(), cmd)
-        assert self._host is not None
-        rc, out, err = self._run_on_host(command, in_data=in_data, sudoable=sudoable)
-        self._check(rc, out, err)
-        if self.target.is_directory:
-            self._check_tree(rc, out + err)  # with a tty (ssh -tt) both streams are merged
-            out, err = enter.strip_tree_marker(out), enter.strip_tree_marker(err)
-        return rc, out, err
+        while True:
+            command = self._inside(["/bin/sh", "-c", cmd])
+            rc, out, err = self._run_on_host(command, in_data=in_data, sudoable=sudoable)
+            out, err, again = self._settle(rc, out, err)
+            if not again:
+                return rc, out, err
 
     def _check_tree(self, rc: int, stderr: bytes) -> None:
         """systemd-nspawn's own failure (tree busy, not supported) makes the tree UNREACHABLE."""
@@ -195,11 +229,13 @@ class Connection(ConnectionBase):
         assert self._host is not None
         with open(b_in, "rb") as source:
             size = os.fstat(source.fileno()).st_size
-            command = enter.put_command(self.target, self._leader_for_task(), out_path, size)
-            rc, err = self._host.stream(command, source, None)
-        self._check(rc, b"", err)
-        if self.target.is_directory:
-            self._check_tree(rc, err)
+            while True:
+                source.seek(0)
+                command = self._inside(enter.put_argv(out_path, size))
+                rc, err = self._host.stream(command, source, None)
+                _, err, again = self._settle(rc, b"", err)
+                if not again:
+                    break
         if rc != 0:
             self._fail_transfer(rc, err, f"failed to put {in_path} to {out_path} in "
                                          f"{self.target.where}")
@@ -208,17 +244,20 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv(f"FETCH {in_path} FROM {self.target.where} TO {out_path}",
                     host=self._display_host())
-        command = enter.fetch_command(self.target, self._leader_for_task(), in_path)
         b_out = to_bytes(out_path, errors="surrogate_or_strict")
         # Written next to the destination and renamed: no partial file on failure.
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(b_out) or b".", prefix=b".nspawn-fast-")
         try:
             with os.fdopen(fd, "wb") as sink:
                 assert self._host is not None
-                rc, err = self._host.stream(command, None, sink)
-            self._check(rc, b"", err)
-            if self.target.is_directory:
-                self._check_tree(rc, err)
+                while True:
+                    sink.seek(0)
+                    sink.truncate()
+                    command = self._inside(enter.fetch_argv(in_path))
+                    rc, err = self._host.stream(command, None, sink)
+                    _, err, again = self._settle(rc, b"", err)
+                    if not again:
+                        break
             if rc != 0:
                 if rc == enter.FETCH_MISSING_RC:
                     raise to_ansible_error(RemoteFileNotFound(
@@ -246,6 +285,7 @@ class Connection(ConnectionBase):
             self._hop.close()
         self._leader = None
         self._restarted = None
+        self._fresh = False
         self._connected = False
 
 

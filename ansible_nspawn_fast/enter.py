@@ -141,6 +141,16 @@ def inside_argv(target: NspawnTarget, leader: Leader | None, argv: list[str]) ->
     return helper_argv(target, "exec", *leader.args(), *argv)
 
 
+def put_argv(dest: str, size: int) -> list[str]:
+    """Inside: stdin into `dest`, which it replaces only if all `size` bytes came."""
+    return ["/bin/sh", "-c", PUT_SCRIPT, "put", dest, str(size)]
+
+
+def fetch_argv(src: str) -> list[str]:
+    """Inside: `src` to stdout (exit FETCH_MISSING_RC when it does not exist)."""
+    return ["/bin/sh", "-c", FETCH_SCRIPT, "fetch", src]
+
+
 def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
     """Run `cmd` (a shell command line, as Ansible builds it) inside."""
     return _run_inside(target, leader, ["/bin/sh", "-c", cmd])
@@ -148,12 +158,46 @@ def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
 
 def put_command(target: NspawnTarget, leader: Leader | None, dest: str, size: int) -> str:
     """Stream stdin into `dest` inside; it replaces `dest` only if all `size` bytes came."""
-    return _run_inside(target, leader, ["/bin/sh", "-c", PUT_SCRIPT, "put", dest, str(size)])
+    return _run_inside(target, leader, put_argv(dest, size))
 
 
 def fetch_command(target: NspawnTarget, leader: Leader | None, src: str) -> str:
     """Stream `src` from inside to stdout."""
-    return _run_inside(target, leader, ["/bin/sh", "-c", FETCH_SCRIPT, "fetch", src])
+    return _run_inside(target, leader, fetch_argv(src))
+
+
+NOT_READY_MARK = b"NSPAWN-FAST-NOT-READY "
+
+
+def run_argv(target: NspawnTarget, fresh: bool, rnonce: str, argv: list[str]) -> list[str]:
+    """The plugin's first command of a task: lookup and command in one helper call.
+
+    The helper prints the leader record on stderr (split_leader() takes it out) and the
+    command's output follows; `fresh` skips the host's readiness cache.
+    """
+    return helper_argv(target, "run", str(target.container), str(target.boot_timeout),
+                       "1" if fresh else "0", rnonce, *argv)
+
+
+def cmd_argv(target: NspawnTarget, leader: Leader, rnonce: str, argv: list[str]) -> list[str]:
+    """A later command of the task, at the leader its first command found."""
+    return helper_argv(target, "cmd", *leader.args(), rnonce, *argv)
+
+
+def split_leader(data: bytes, nonce: str = RUN_NONCE) -> tuple[Leader | None, bytes]:
+    """The leader record of a `run` call (said with this run's nonce) and `data` without it."""
+    mark = f"NSPAWN-FAST-LEADER {nonce} ".encode()
+    start = data.find(mark)
+    if start < 0:
+        return None, data
+    end = data.find(b"\n", start)
+    end = len(data) if end < 0 else end + 1
+    return parse_leader(data[start:end].rstrip(b"\r\n"), nonce), data[:start] + data[end:]
+
+
+def not_ready(data: bytes, rnonce: str) -> bool:
+    """Whether the container refused to start the command: its systemd is booting or stopping."""
+    return NOT_READY_MARK + rnonce.encode() in data
 
 
 def parse_leader(stdout: bytes, nonce: str = RUN_NONCE) -> Leader:

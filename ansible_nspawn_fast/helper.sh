@@ -12,6 +12,11 @@
 #                                then print one record: NSPAWN-FAST-LEADER NONCE PID START UNIT PATH
 #   exec PID START UNIT PATH ARGV...
 #                                re-verify that leader, enter the container, run ARGV inside
+#   run NAME TIMEOUT FRESH RNONCE ARGV...
+#                                lookup and exec in one (the plugin's first command of a task):
+#                                the leader record on stderr, then ARGV inside
+#   cmd PID START UNIT PATH RNONCE ARGV...
+#                                the plugin's later commands of that task
 #   tree DIR NSPAWN-OPTION... -- ARGV...
 #                                check that DIR is an OS tree, then run ARGV in it with
 #                                systemd-nspawn (options checked by the controller; this
@@ -156,8 +161,14 @@ init_kind() {
 # command is inside the container's PID namespace. Files are read only if regular (a FIFO
 # would block), with shell builtins (no process per command).
 # shellcheck disable=SC2016 # expanded by the container's shell, not here
-INNER='PATH=$1 HOME=/root USER=root LOGNAME=root SHELL=/bin/sh
-shift
+INNER='PATH=$1 HOME=/root USER=root LOGNAME=root SHELL=/bin/sh rn=$2
+shift 2
+# A booting or stopping systemd instance (its /run/nologin): the command is not run, and the
+# controller, told so with its nonce, waits for a booted instance ("-": no such check).
+if [ "$rn" != - ] && [ -d /run/systemd/system ] && [ -e /run/nologin ]; then
+  printf "\nNSPAWN-FAST-NOT-READY %s\n" "$rn" >&2
+  exit 1
+fi
 if [ -f /etc/passwd ]; then
   while IFS=: read -r n _ _ _ _ _ s; do
     if [ "$n" = root ]; then [ -n "$s" ] && SHELL=$s; break; fi
@@ -195,7 +206,7 @@ run_inside() {
     [ -n "$joined" ] || die cgroup "cannot join the cgroup of $unit: refusing to run outside it"
     # shellcheck disable=SC2086 # TIMEOUT and FLAGS are lists of words
     exec ${TIMEOUT:-} env -i ${TERM:+"TERM=$TERM"} "$NSENTER" -t "$pid" $FLAGS -r -w -F -- \
-      /bin/sh -c "$INNER" sh "$path" "$@"
+      /bin/sh -c "$INNER" sh "$path" "${RN:--}" "$@"
   )
 }
 
@@ -204,13 +215,13 @@ run_inside() {
 is_ready() {
   shutdown_pending "$1" 2>/dev/null && return 1
   # A full entry, even for an operator's partial one (SKIP)
-  TIMEOUT="timeout -k 2 10" saved_skip=${SKIP:-} SKIP=''
+  TIMEOUT="timeout -k 2 10" saved_skip=${SKIP:-} SKIP='' saved_rn=${RN:--} RN=-
   # shellcheck disable=SC2016 # expanded by the container's shell
   run_inside "$1" "$2" "$DEFAULT_PATH" /bin/sh -c \
     'case $(systemctl is-system-running 2>/dev/null) in running|degraded|maintenance) exit 0;; esac; exit 1' \
     </dev/null >/dev/null 2>&1
   r=$?
-  TIMEOUT='' SKIP=$saved_skip
+  TIMEOUT='' SKIP=$saved_skip RN=$saved_rn
   return "$r"
 }
 
@@ -292,23 +303,104 @@ probe() {
   FOUND="$leader $start $unit"
 }
 
-lookup() {
-  name=$1 timeout=$2
-  case $timeout in '' | *[!0-9]*) die usage "boot timeout must be a number of seconds" ;; esac
-  deadline=$(($(date +%s) + timeout))
+# wait_ready NAME TIMEOUT: wait until machine NAME runs and is booted; sets FOUND to
+# "PID START UNIT", or dies (not running, not ready in time).
+wait_ready() {
+  case $2 in '' | *[!0-9]*) die usage "boot timeout must be a number of seconds" ;; esac
+  deadline=''
   while :; do
-    probe "$name" "$timeout"
+    probe "$1" "$2"
     case $? in
-      0) break ;;
+      0) return 0 ;;
       2) die not-running "$FOUND; machinectl list shows: $(
         timeout 10 machinectl list --no-legend 2>&1 | head -c 4000 | awk '{print $1}' | tr '\n' ' ')" ;;
     esac
-    [ "$(date +%s)" -lt "$deadline" ] || die not-ready "$name is not ready after ${timeout}s ($FOUND)"
+    now=$(date +%s)
+    [ -n "$deadline" ] || deadline=$((now + $2))
+    [ "$now" -lt "$deadline" ] || die not-ready "$1 is not ready after ${2}s ($FOUND)"
     sleep 0.2
   done
+}
+
+lookup() {
+  wait_ready "$1" "$2"
   # shellcheck disable=SC2086 # "PID START UNIT"
   set -- $FOUND
   printf 'NSPAWN-FAST-LEADER %s %s %s %s %s\n' "$nonce" "$1" "$2" "$3" "$(init_path "$1")"
+}
+
+# The readiness cache of the plugin's per-task lookups: /run/nspawn-fast/ready/NAME holds
+# "PID START UNIT PATH" of the last leader of NAME found booted. Root's own directory and
+# files (test -O; a symlink is never followed), written only by this helper: a container
+# cannot touch it, and an entry counts only while that very process (PID and start time)
+# is machined's leader. It spares the full readiness check, not the cheap ones (a pending
+# shutdown signal, systemd-shutdown) nor the container's own /run/nologin check inside.
+# (test -O, owned by this user, is not POSIX but dash, bash and busybox have it; a shell
+# without it only loses the cache.)
+# shellcheck disable=SC3067
+CACHE_DIR=/run/nspawn-fast/ready
+# shellcheck disable=SC3067
+cache_read() {
+  C_LINE=''
+  f=$CACHE_DIR/$1
+  [ -d "$CACHE_DIR" ] && [ ! -L "$CACHE_DIR" ] && [ -O "$CACHE_DIR" ] || return 1
+  [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || return 1
+  read -r C_LINE <"$f" 2>/dev/null || [ -n "$C_LINE" ]
+}
+# shellcheck disable=SC3067
+cache_write() {
+  [ -d "$CACHE_DIR" ] || (umask 077 && mkdir -p "$CACHE_DIR") 2>/dev/null || return 0
+  [ ! -L "$CACHE_DIR" ] && [ -O "$CACHE_DIR" ] || return 0
+  (umask 077 && printf '%s\n' "$2" >"$CACHE_DIR/.$1.$$" && mv -f "$CACHE_DIR/.$1.$$" "$CACHE_DIR/$1") 2>/dev/null
+  return 0
+}
+
+# run NAME TIMEOUT FRESH RNONCE ARGV...: the plugin's first command of a task carries its own
+# lookup (one SSH round trip): find and check the leader (the cache unless FRESH is 1), tell
+# the controller on stderr (its nonce: the container cannot fake it), then run ARGV inside.
+# RNONCE marks the container's "not booted" answer (INNER), which the controller retries.
+run() {
+  [ $# -ge 5 ] || die usage "run needs NAME TIMEOUT FRESH RNONCE COMMAND..."
+  name=$1 timeout=$2 fresh=$3 rn=$4
+  shift 4
+  leader='' line=''
+  if [ "$fresh" != 1 ] && cache_read "$name" && record_from_run "$name" && verified "$leader" "$unit"; then
+    line="$leader $ST $unit"
+    case $C_LINE in "$line "*) ;; *) line='' ;; esac
+    if [ -n "$line" ]; then
+      init_kind "$leader"
+      { shutdown_pending "$leader" 2>/dev/null || [ "$INIT" = final ] || [ "$INIT" = early ]; } && line=''
+    fi
+  fi
+  if [ -n "$line" ]; then
+    path=${C_LINE##* }
+  else
+    wait_ready "$name" "$timeout"
+    # shellcheck disable=SC2086 # "PID START UNIT"
+    set -- $FOUND "$@"
+    path=$(init_path "$1")
+    line="$1 $2 $3"
+    cache_write "$name" "$line $path"
+    shift 3
+  fi
+  # shellcheck disable=SC2086 # "PID START UNIT"
+  set -- $line "$@"
+  printf 'NSPAWN-FAST-LEADER %s %s %s %s %s\n' "$nonce" "$1" "$2" "$3" "$path" >&2
+  pid=$1 start=$2 unit=$3 RN=$rn
+  shift 3
+  run_checked "$@"
+}
+
+# cmd PID START UNIT PATH RNONCE ARGV...: a later command of the task, at the leader its first
+# one found: re-verified, then this process becomes ARGV inside.
+cmd() {
+  [ $# -ge 6 ] || die usage "cmd needs PID START UNIT PATH RNONCE COMMAND..."
+  pid=$1 start=$2 unit=$3 path=$4 rn=$5
+  shift 5
+  case $path in '' | *[!A-Za-z0-9/_.:+-]*) path=$DEFAULT_PATH ;; esac
+  check_leader "$pid" "$start" "$unit"
+  RN=$rn
+  run_checked "$@"
 }
 
 # The leader handed back by the controller must still be machined's leader's process (same
@@ -328,6 +420,13 @@ enter() {
   shift 4
   case $path in '' | *[!A-Za-z0-9/_.:+-]*) path=$DEFAULT_PATH ;; esac
   check_leader "$pid" "$start" "$unit"
+  run_checked "$@"
+}
+
+# run_checked ARGV...: ARGV inside the leader $pid (started $start, of $unit), waited for here:
+# a command killed by a signal is told apart from its container going away (and ssh reports
+# an exit status, which it does not for a process that died of a signal).
+run_checked() {
   run_inside "$pid" "$unit" "$path" "$@"
   rc=$?
   [ "$rc" -eq 211 ] && exit 211
@@ -455,7 +554,7 @@ stop_machine() {
 }
 
 case $verb in
-  lookup | exec | enter-partial | stop)
+  lookup | exec | enter-partial | stop | run | cmd)
     need timeout coreutils
     need machinectl systemd-container
     need nsenter util-linux
@@ -469,6 +568,8 @@ esac
 case $verb in
   lookup) lookup "$@" ;;
   exec) enter "$@" ;;
+  run) run "$@" ;;
+  cmd) cmd "$@" ;;
   tree) tree "$@" ;;
   enter-partial) enter_partial "$@" ;;
   stop) stop_machine "$@" ;;

@@ -124,6 +124,8 @@ def test_a_container_systemctl_that_never_answers_gives_a_bounded_unreachable(la
     host, name = hostile
     guest_sh(lab, host, name, "printf '#!/bin/sh\\nexec sleep 3600\\n' > /usr/bin/systemctl.nf && "
                               "chmod 755 /usr/bin/systemctl.nf && mv -f /usr/bin/systemctl.nf /usr/bin/systemctl")
+    # A leader the host has not seen booted yet: the full readiness check asks its systemctl.
+    host_sh(lab, host, f"rm -f /run/nspawn-fast/ready/{name}")
     t0 = time.monotonic()
     try:
         proc = adhoc(lab, name, "ansible.builtin.command", "true", strategy,
@@ -298,3 +300,24 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+@pytest.mark.parametrize("entry", ["forged", "symlink"])
+def test_the_hosts_readiness_cache_is_not_trusted_blindly(lab, hostile, entry):
+    """An entry counts only for machined's current leader (PID and start time), and only as
+    root's own regular file: a forged or planted one is ignored."""
+    host, name = hostile
+    start = host_sh(lab, host, "cut -d' ' -f22 /proc/1/stat").stdout.strip()
+    cache = f"/run/nspawn-fast/ready/{name}"
+    if entry == "forged":  # the host's own init as the "leader"
+        plant = (f"mkdir -p -m 0700 /run/nspawn-fast/ready && "
+                 f"echo '1 {start} systemd-nspawn@{name}.service /bin' > {cache}")
+    else:
+        plant = f"mkdir -p -m 0700 /run/nspawn-fast/ready && rm -f {cache} && ln -s /etc/hostname {cache}"
+    host_sh(lab, host, plant)
+    try:
+        proc = adhoc(lab, name, "ansible.builtin.raw", "hostname", "linear")
+    finally:
+        host_sh(lab, host, f"rm -f {cache}")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert re.search(rf"^{name} \| CHANGED \| rc=0 >>\n{name}\s*$", proc.output, re.M), proc.output[-2000:]

@@ -109,3 +109,29 @@ def test_tree_failure_is_systemd_nspawns_own_only_before_the_payload_started():
     assert enter.tree_failure(1, enter.TREE_STARTED + b"\ncommand failed\n") is None
     assert enter.tree_failure(0, b"") is None
     assert enter.strip_tree_marker(b"a\n" + enter.TREE_STARTED + b"\r\nb") == b"a\nb"
+
+
+def test_the_first_command_of_a_task_carries_the_lookup():
+    argv = enter.run_argv(MACHINE, False, "rn1", ["/bin/sh", "-c", HOSTILE])
+    assert argv[3:] == ["nspawn-fast", NONCE, "run", "web", "90", "0", "rn1", "/bin/sh", "-c", HOSTILE]
+    assert enter.run_argv(MACHINE, True, "rn1", ["true"])[8] == "1"  # fresh: no readiness cache
+    later = enter.cmd_argv(MACHINE, LEADER, "rn1", ["true"])
+    assert later[3:] == ["nspawn-fast", NONCE, "cmd", "1234", "5678", "systemd-nspawn@web.service",
+                         "/usr/bin:/bin", "rn1", "true"]
+
+
+def test_the_leader_record_is_taken_out_of_the_commands_stderr():
+    err = b"warning of the command\n" + record() + b"more of the command\n"
+    leader, rest = enter.split_leader(err)
+    assert leader == enter.Leader(4242, 99887766, "systemd-nspawn@web.service", "/usr/bin")
+    assert rest == b"warning of the command\nmore of the command\n"
+    # another run's (or a command's forged) record is the command's output, not ours
+    forged = record(nonce="f" * 24)
+    assert enter.split_leader(forged) == (None, forged)
+    with pytest.raises(ValueError):
+        enter.split_leader(record(pid="1"))
+
+
+def test_the_containers_not_ready_answer_needs_this_tasks_nonce():
+    assert enter.not_ready(b"x\nNSPAWN-FAST-NOT-READY rn1\n", "rn1")
+    assert not enter.not_ready(b"x\nNSPAWN-FAST-NOT-READY rn2\n", "rn1")
