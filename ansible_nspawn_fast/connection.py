@@ -206,8 +206,10 @@ class Connection(ConnectionBase):
                      sudoable: bool = True) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         display.vvv(f"EXEC ({self.target.where}) {cmd}", host=self._display_host())
+        # In a machine, as sshd would run it: by root's login shell there ("-c", helper.sh).
+        argv = ["/bin/sh", "-c", cmd] if self.target.is_directory else ["-c", cmd]
         while True:
-            command = self._inside(["/bin/sh", "-c", cmd])
+            command = self._inside(argv)
             rc, out, err = self._run_on_host(command, in_data=in_data, sudoable=sudoable)
             out, err, again = self._settle(rc, out, err)
             if not again:

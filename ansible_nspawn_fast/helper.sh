@@ -181,6 +181,11 @@ for f in /etc/locale.conf /etc/default/locale; do
   done <"$f"
 done
 export PATH HOME USER LOGNAME SHELL
+# "-c CMD": CMD by the login shell of root, as sshd runs a command (/bin/sh if that shell cannot run
+# commands, such as nologin).
+if [ "$1" = -c ]; then
+  case $SHELL in */nologin | */false | "") set -- /bin/sh "$@" ;; *) [ -x "$SHELL" ] && set -- "$SHELL" "$@" || set -- /bin/sh "$@" ;; esac
+fi
 (exec "$@")'
 
 # run_inside PID UNIT PATH ARGV...: ARGV in the container of leader PID. A subshell joins the

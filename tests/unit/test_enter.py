@@ -135,3 +135,12 @@ def test_the_leader_record_is_taken_out_of_the_commands_stderr():
 def test_the_containers_not_ready_answer_needs_this_tasks_nonce():
     assert enter.not_ready(b"x\nNSPAWN-FAST-NOT-READY rn1\n", "rn1")
     assert not enter.not_ready(b"x\nNSPAWN-FAST-NOT-READY rn2\n", "rn1")
+
+
+def test_the_scripts_that_run_inside_are_valid_sh():
+    import re
+    import subprocess
+    inner = re.search(r"^INNER='(.*?)'\n", enter.host_helper(), re.S | re.M).group(1)
+    for script in (inner, enter.PUT_SCRIPT, enter.FETCH_SCRIPT):
+        cp = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+        assert cp.returncode == 0, cp.stderr
