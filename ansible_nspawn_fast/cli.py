@@ -1,97 +1,63 @@
-"""The `nspawn-fast` console command: `lab up|status|down`, `bench`, `host-helper`, and the
-operator tools `enter`, `stop` and `chroots` (ops/)."""
+"""The `nspawn-fast` console command: the operator tools `enter`, `stop` and `chroots` (ops/),
+`host-helper`, and `ansible-cfg` (the ansible.cfg lines for this install's Ansible plugins).
+
+`lab` and `bench` are development tools: they live in the repository's nspawn_fast_dev package,
+not in this one, and run from a checkout (`./run ...` sets that up)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
 
-from .lab.config import LabConfig, default_cache_dir, default_lab_dir
-from .lab.runner import LabError
+# Subcommands served by the development package of a checkout (nspawn_fast_dev.cli).
+DEV_COMMANDS = ("lab", "bench")
+NOT_IN_THIS_INSTALL = "lab and bench are development tools: run them from a checkout (./run ...)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nspawn-fast", description=__doc__)
+    p = argparse.ArgumentParser(prog="nspawn-fast", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    lab = sub.add_parser("lab", help="the built-in lab: hosts and nspawn guests on this machine")
-    lsub = lab.add_subparsers(dest="action", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", default=None,
-                        help="lab state dir (default: $NSPAWN_FAST_LAB_DIR or "
-                             "/var/lib/nspawn-fast/lab)")
-    up = lsub.add_parser("up", parents=[common], help="build and boot the lab (idempotent)")
-    up.add_argument("--hosts", type=int, default=2, help="number of hosts (default 2)")
-    up.add_argument("--guests", type=int, default=3, help="normal guests per host (default 3)")
-    up.add_argument("--guest-sshd", action="store_true",
-                    help="run sshd in each normal guest on its own port (stock-ssh baseline)")
-    up.add_argument("--host-port-base", type=int, default=2201,
-                    help="sshd port of host 1; host N gets base+N-1 (default 2201)")
-    up.add_argument("--guest-port-base", type=int, default=2301,
-                    help="first guest sshd port with --guest-sshd (default 2301)")
-    lsub.add_parser("status", parents=[common], help="show hosts, guests, ports and states")
-    lsub.add_parser("down", parents=[common], help="stop and remove the lab (keeps the image)")
     sub.add_parser("host-helper", help="print the host helper, to install it on a host for "
                                        "ansible_nspawn_host_helper (a sudoers rule can name it)")
-    bench = sub.add_parser("bench", help="run the benchmark suite against the bench lab and "
-                                         "write benchmarks/RESULTS.md and the chart")
-    from .bench.command import add_arguments
-    add_arguments(bench)
+    sub.add_parser("ansible-cfg", help="print the ansible.cfg lines that load this install's "
+                                       "connection and strategy plugins (and the collection's names)")
     from .ops.commands import add_parsers
     add_parsers(sub)  # enter, stop, chroots
     return p
 
 
+def _dev_main(argv: list[str]) -> int:
+    try:
+        import nspawn_fast_dev  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != "nspawn_fast_dev":
+            raise
+        print(f"nspawn-fast: error: {NOT_IN_THIS_INSTALL}", file=sys.stderr)
+        return 2
+    from nspawn_fast_dev.cli import main as dev_main
+    return dev_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in DEV_COMMANDS:
+        return _dev_main(argv)
     from .ops import commands as ops
-    words, tail = ops.split_argv(list(sys.argv[1:] if argv is None else argv))
+    words, tail = ops.split_argv(argv)
     args = _parser().parse_args(words)
-    from pathlib import Path
 
     if args.cmd in ops.COMMANDS:
         return ops.run(args, tail)
 
-    if args.cmd == "host-helper":
-        from .enter import host_helper
-        sys.stdout.write(host_helper())
+    if args.cmd == "ansible-cfg":
+        from .plugins import ansible_cfg
+        sys.stdout.write(ansible_cfg())
         return 0
 
-    if args.cmd == "bench":
-        from .bench.command import run
-        try:
-            return run(args, list(argv if argv is not None else sys.argv[1:])[1:])
-        except LabError as e:
-            print(f"nspawn-fast: error: {e}", file=sys.stderr)
-            return 1
-
-    from .lab import lab
-
-    lab_dir = Path(args.dir) if args.dir else default_lab_dir()
-    try:
-        kw = {}
-        if args.action == "up":
-            kw = dict(hosts=args.hosts, guests=args.guests, guest_sshd=args.guest_sshd,
-                      host_port_base=args.host_port_base, guest_port_base=args.guest_port_base)
-        try:
-            cfg = LabConfig(lab_dir=lab_dir.absolute(), cache_dir=default_cache_dir().absolute(),
-                            **kw)
-        except ValueError as e:
-            raise LabError(str(e)) from e
-        if args.action == "up":
-            lab.up(cfg)
-            return 0
-        if args.action == "status":
-            return lab.status(cfg)
-        lab.down(cfg)
-        return 0
-    except LabError as e:
-        print(f"nspawn-fast: error: {e}", file=sys.stderr)
-        if e.hint:
-            print(f"nspawn-fast: what to do: {e.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("nspawn-fast: interrupted; `nspawn-fast lab down` cleans up a partial lab",
-              file=sys.stderr)
-        return 130
+    from .enter import host_helper
+    sys.stdout.write(host_helper())
+    return 0
 
 
 if __name__ == "__main__":

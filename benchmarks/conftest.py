@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_nspawn_fast.bench import plan, runner, session
-
-REPO = Path(__file__).resolve().parents[1]
+from nspawn_fast_dev import CHECKOUT
+from nspawn_fast_dev.bench import plan, runner, session
 
 
 def _plan() -> session.Plan:
@@ -37,7 +36,7 @@ def bench_ctx() -> Iterator[runner.Context]:
     runner.become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="nfb-"))  # short: ssh ControlPath sockets live here
     try:
-        ctx = runner.Context(lab=lab, repo=REPO, work=work, playbooks=REPO / "benchmarks" / "playbooks")
+        ctx = runner.Context(lab=lab, work=work, playbooks=CHECKOUT / "benchmarks" / "playbooks")
         runner.make_big_file(ctx.big_file)
         yield ctx
     finally:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_nspawn_fast.bench import runner
-from ansible_nspawn_fast.bench.plan import Case
+from nspawn_fast_dev.bench import runner
+from nspawn_fast_dev.bench.plan import Case
 
 
 def test_case(case: Case, bench_ctx: runner.Context, benchmark: Any) -> None:

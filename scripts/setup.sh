@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepare this checkout on a fresh Debian 12 machine, as root: the apt packages the lab
-# needs, a virtualenv in .venv, and this project installed into it (editable) with its
-# test and benchmark extras.  Safe to run again: it skips what is already there.
+# needs, a virtualenv in .venv, this project installed into it (editable) with its
+# test and benchmark extras, and the checkout on .venv's path for the development tools
+# (nspawn_fast_dev: `nspawn-fast lab`, `nspawn-fast bench`), which the package leaves out.
+# Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +44,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x .venv/bin/nspawn-fast 
     echo "setup: installing ansible-nspawn-fast into .venv" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench,lint]'
     echo "$want" > "$stamp"
+fi
+# nspawn_fast_dev is no part of the installed package: a .pth file puts this checkout on
+# .venv's sys.path, so `nspawn-fast lab ...` and `nspawn-fast bench` find it.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ "$(cat "$site/nspawn_fast_dev.pth" 2>/dev/null)" != "$PWD" ]; then
+    echo "$PWD" > "$site/nspawn_fast_dev.pth"
 fi

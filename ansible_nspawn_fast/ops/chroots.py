@@ -22,13 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..plugins import CONNECTION_DIR, STRATEGY_DIR
 from . import playbooks
 from .errors import OpsError
 from .place import Place, parse_place
-
-# The repository root: connection_plugins/ and strategy_plugins/ live beside the package (as
-# for the lab's ansible.cfg, ansible_nspawn_fast/lab/config.py).
-REPO_DIR = Path(__file__).resolve().parents[2]
 
 # The callback (chroot_callback.py, which imports Ansible) writes its report to this file.
 REPORT_ENV = "NSPAWN_FAST_CHROOTS_REPORT"
@@ -124,10 +121,6 @@ def create_tree(place: Place, directory: str, book: playbooks.ChrootPlaybook) ->
 
 def write_config(work: Path, place: Place, directory: str, names: list[str]) -> Path:
     """The run's inventory, callback shim and ansible.cfg in `work`; returns the cfg."""
-    for plugins in ("connection_plugins", "strategy_plugins"):
-        if not (REPO_DIR / plugins).is_dir():
-            raise OpsError(f"{plugins}/ is not beside the package in {REPO_DIR}: install nspawn-fast "
-                           "from its repository (pip install -e /path/to/ansible-nspawn-fast)")
     common: dict[str, object] = {"ansible_connection": "nspawn"}
     if place.local:
         common["ansible_nspawn_local"] = True
@@ -148,8 +141,8 @@ def write_config(work: Path, place: Place, directory: str, names: list[str]) -> 
     cfg.write_text(f"""# Written by nspawn-fast chroots for one run.
 [defaults]
 inventory = {work / 'inventory.yml'}
-connection_plugins = {REPO_DIR / 'connection_plugins'}
-strategy_plugins = {REPO_DIR / 'strategy_plugins'}
+connection_plugins = {CONNECTION_DIR}
+strategy_plugins = {STRATEGY_DIR}
 strategy = nspawn_linear
 callback_plugins = {work / 'callback_plugins'}
 callbacks_enabled = nspawn_chroots

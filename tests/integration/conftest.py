@@ -17,14 +17,17 @@ from typing import Any
 
 import pytest
 
+from nspawn_fast_dev import CHECKOUT
+
 LAB_DIR = Path(os.environ.get("NSPAWN_FAST_LAB_DIR") or "/var/lib/nspawn-fast/lab")
 
 
 def nspawn_fast(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (as a user would), in this checkout's interpreter."""
+    """Run the real CLI (as a user would), in this checkout's interpreter. `lab` is a development
+    command: the CLI hands it to nspawn_fast_dev, which `-m` finds in the checkout (the cwd)."""
     return subprocess.run([sys.executable, "-m", "ansible_nspawn_fast.cli", *args],
                           capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=CHECKOUT)
 
 
 def up_args() -> list[str]:

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_nspawn_fast.lab.config import default_cache_dir
+from nspawn_fast_dev.lab.config import default_cache_dir
 from test_connection import run_ansible
 
 

@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 from conftest import guest_sh, host_sh, ssh_argv
 
-REPO = Path(__file__).resolve().parents[2]
+import ansible_nspawn_fast
+
+PACKAGE = Path(ansible_nspawn_fast.__file__).parent  # what runs here, copied to the hosts
 CHROOT_PLAYBOOKS = Path(__file__).parent / "playbooks" / "chroots"
 INSTALLED = "/opt/nf-ops-test"  # the package, copied to the lab's hosts
 ON_HOST = f"PYTHONPATH={INSTALLED} exec python3 -m ansible_nspawn_fast.cli"
@@ -63,7 +65,7 @@ def hosts(lab):
     """Host 1 and host 2, with the package copied to both (for runs "on this machine")."""
     h1, h2 = lab["hosts"][0], lab["hosts"][1]
     for h in (h1, h2):
-        tar = subprocess.run(["tar", "-C", str(REPO), "--exclude=__pycache__", "-cf", "-", "ansible_nspawn_fast"],
+        tar = subprocess.run(["tar", "-C", str(PACKAGE.parent), "--exclude=__pycache__", "-cf", "-", PACKAGE.name],
                              capture_output=True, check=True).stdout
         subprocess.run([*ssh_argv(lab, h["port"]),
                         f"rm -rf {INSTALLED} && mkdir -p {INSTALLED} && tar -xf - -C {INSTALLED}"],

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_nspawn_fast.bench import inventory
-from ansible_nspawn_fast.bench.plan import Case
+from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR
+from nspawn_fast_dev.bench import inventory
+from nspawn_fast_dev.bench.plan import Case
 
 LAB = {
     "key": "/lab/ssh/id_ed25519",
@@ -63,15 +64,15 @@ def test_local_floor_has_n_local_hosts_and_own_dirs() -> None:
 
 
 def test_env_sets_strategy_forks_and_fresh_control_path() -> None:
-    env = inventory.env(Case("mix", 10, 50, 1, "mitogen"), repo=Path("/repo"),
-                        mitogen_strategies=Path("/m/strategy"), inventory=Path("/r/inv.yml"),
-                        run_dir=Path("/r"), base={"PATH": "/bin", "ANSIBLE_STRATEGY": "free"})
+    env = inventory.env(Case("mix", 10, 50, 1, "mitogen"), mitogen_strategies=Path("/m/strategy"),
+                        inventory=Path("/r/inv.yml"), run_dir=Path("/r"),
+                        base={"PATH": "/bin", "ANSIBLE_STRATEGY": "free"})
     assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
     assert env["ANSIBLE_FORKS"] == "50"
-    assert env["ANSIBLE_STRATEGY_PLUGINS"] == "/repo/strategy_plugins:/m/strategy"
+    assert env["ANSIBLE_STRATEGY_PLUGINS"] == f"{STRATEGY_DIR}:/m/strategy"
+    assert env["ANSIBLE_CONNECTION_PLUGINS"] == str(CONNECTION_DIR)
     assert env["ANSIBLE_SSH_CONTROL_PATH_DIR"] == "/r/cp"
     assert env["ANSIBLE_CONFIG"] == "/r/ansible.cfg"
     assert env["PATH"] == "/bin"
-    assert inventory.env(Case("mix", 1, 10, 1, "local"), repo=Path("/repo"),
-                         mitogen_strategies=Path("/m"), inventory=Path("/i"), run_dir=Path("/r"),
-                         base={})["ANSIBLE_STRATEGY"] == "nspawn_linear"
+    assert inventory.env(Case("mix", 1, 10, 1, "local"), mitogen_strategies=Path("/m"), inventory=Path("/i"),
+                         run_dir=Path("/r"), base={})["ANSIBLE_STRATEGY"] == "nspawn_linear"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansible_nspawn_fast.bench import command, plan, session
-from ansible_nspawn_fast.bench.plan import Case, Cell
+from nspawn_fast_dev.bench import command, plan, session
+from nspawn_fast_dev.bench.plan import Case, Cell
 
 
 def test_cases_interleave_configurations_round_major() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ast
 
-from ansible_nspawn_fast.bench import probe, sampler
+from nspawn_fast_dev.bench import probe, sampler
 
 
 def test_classify() -> None:

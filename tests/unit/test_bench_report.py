@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ansible_nspawn_fast.bench import report
+from nspawn_fast_dev.bench import report
 
 WALLS = {  # (containers, forks, config) -> walls over two rounds
     (10, 10, "ssh"): [100, 110], (10, 10, "mitogen"): [30, 34], (10, 10, "nspawn_linear"): [18, 20],

@@ -7,14 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_nspawn_fast.lab import image, inventory
-from ansible_nspawn_fast.lab.config import HOSTILE, NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, LabConfig
+from ansible_nspawn_fast import plugins
+from nspawn_fast_dev.lab import image, inventory
+from nspawn_fast_dev.lab.config import HOSTILE, NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, LabConfig
 
 LAB = Path("/tmp/nf-lab")
 
 
 def cfg(**kw) -> LabConfig:
-    return LabConfig(lab_dir=LAB, cache_dir=Path("/tmp/nf-cache"), repo_dir=Path("/repo"), **kw)
+    return LabConfig(lab_dir=LAB, cache_dir=Path("/tmp/nf-cache"), connection_plugins=Path("/p/connection"),
+                     strategy_plugins=Path("/p/strategy"), **kw)
 
 
 def test_default_shape_names_and_ports() -> None:
@@ -107,15 +109,17 @@ def test_ansible_cfg() -> None:
     cp.read_string(inventory.render_ansible_cfg(cfg()))
     d = cp["defaults"]
     assert d["inventory"] == str(LAB / "inventory.yml")
-    assert d["connection_plugins"] == "/repo/connection_plugins"
-    assert d["strategy_plugins"] == "/repo/strategy_plugins"
+    assert d["connection_plugins"] == "/p/connection"
+    assert d["strategy_plugins"] == "/p/strategy"
     assert d["forks"] == "10" and d["interpreter_python"] == "/usr/bin/python3"
     assert d["host_key_checking"] == "True"
     assert cp["ssh_connection"]["control_path_dir"] == str(LAB / "cp")
 
 
-def test_default_repo_dir_is_the_checkout() -> None:
-    assert (LabConfig().repo_dir / "ansible_nspawn_fast" / "lab").is_dir()
+def test_default_plugin_dirs_are_the_installed_packages() -> None:
+    assert (LabConfig().connection_plugins / "nspawn.py").is_file()
+    assert (LabConfig().strategy_plugins / "nspawn_linear.py").is_file()
+    assert LabConfig().connection_plugins == Path(plugins.__file__).parent / "connection"
 
 
 def test_known_hosts_lines() -> None:
@@ -148,7 +152,7 @@ def test_recipe_hash_follows_the_recipe() -> None:
 
 
 def test_nspawn_settings() -> None:
-    from ansible_nspawn_fast.lab.guests import nspawn_settings
+    from nspawn_fast_dev.lab.guests import nspawn_settings
     by = {g.kind: g for g in cfg().host_list()[0].guests}
     assert "PrivateUsers=no" in nspawn_settings(by[NORMAL])
     assert "PrivateUsers=pick" in nspawn_settings(by[USERNS])

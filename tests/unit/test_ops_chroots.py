@@ -7,6 +7,7 @@ import pytest
 
 from ansible_nspawn_fast.ops import chroots, playbooks
 from ansible_nspawn_fast.ops.place import Place
+from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR
 
 
 def create(tmp_path, name, command):
@@ -53,8 +54,8 @@ def test_config_points_at_this_installation_and_each_tree(tmp_path):
     cfg = chroots.write_config(tmp_path, place, "/var/lib/trees", ["a", "b"])
     text = cfg.read_text()
     assert "strategy = nspawn_linear" in text
-    assert f"connection_plugins = {chroots.REPO_DIR / 'connection_plugins'}" in text
-    assert (chroots.REPO_DIR / "strategy_plugins" / "nspawn_linear.py").exists()
+    assert f"connection_plugins = {CONNECTION_DIR}\n" in text and (CONNECTION_DIR / "nspawn.py").is_file()
+    assert f"strategy_plugins = {STRATEGY_DIR}\n" in text and (STRATEGY_DIR / "nspawn_linear.py").is_file()
     inv = json.loads((tmp_path / "inventory.yml").read_text())["all"]
     assert inv["hosts"]["b"] == {"ansible_nspawn_directory": "/var/lib/trees/b"}
     assert inv["vars"] == {"ansible_connection": "nspawn", "ansible_host": "builder", "ansible_user": "root",

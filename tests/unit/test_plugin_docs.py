@@ -1,10 +1,11 @@
 """The connection plugin's DOCUMENTATION is its options schema: check it against ansible-core."""
-import pathlib
-
 import yaml
 from ansible.plugins.connection import ssh
 
-SHIM = pathlib.Path(__file__).resolve().parents[2] / "connection_plugins" / "nspawn.py"
+from ansible_nspawn_fast.plugins import CONNECTION_DIR
+
+# The file Ansible loads (also through the checkout's connection_plugins/ and the collection).
+SHIM = CONNECTION_DIR / "nspawn.py"
 
 
 def shim_documentation() -> dict:
@@ -47,8 +48,8 @@ def test_container_defaults_to_inventory_hostname_and_the_explicit_name_wins():
     assert var_names(container) == ["inventory_hostname", "ansible_nspawn_container"]
 
 
-def test_readme_documents_every_nspawn_option():
-    readme = (SHIM.parents[1] / "README.md").read_text()
+def test_readme_documents_every_nspawn_option(pytestconfig):
+    readme = (pytestconfig.rootpath / "README.md").read_text()
     for name, option in shim_documentation()["options"].items():
         if name.startswith("nspawn_"):
             assert f"| `{name}` |" in readme, f"{name} is missing from README's option table"

@@ -6,9 +6,11 @@ so the unit tests can check names and ports without root or a running lab.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR, INVENTORY_DIR
 
 DEFAULT_LAB_DIR = Path("/var/lib/nspawn-fast/lab")
 DEFAULT_CACHE_DIR = Path("/var/cache/nspawn-fast/images")
@@ -83,7 +85,10 @@ class LabConfig:
     guest_sshd: bool = False
     host_port_base: int = 2201
     guest_port_base: int = 2301
-    repo_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parents[2])
+    # The plugin dirs the lab's ansible.cfg names: those of the installed package.
+    connection_plugins: Path = CONNECTION_DIR
+    strategy_plugins: Path = STRATEGY_DIR
+    inventory_plugins: Path = INVENTORY_DIR
 
     def __post_init__(self) -> None:
         # Validate here so a bad shape fails before anything is mounted.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR
+
 from .plan import CONFIGS, LOCAL, MACHINECTL, NSPAWN, SSH, Case
 
 LOOPBACK = "127.0.0.1"
@@ -68,16 +70,18 @@ def build(lab: dict[str, Any], case: Case) -> dict[str, Any]:
     }}
 
 
-def env(case: Case, *, repo: Path, mitogen_strategies: Path, inventory: Path, run_dir: Path,
-        base: dict[str, str]) -> dict[str, str]:
-    """ansible-playbook's environment: everything set explicitly, no ansible.cfg read."""
+def env(case: Case, *, mitogen_strategies: Path, inventory: Path, run_dir: Path,
+        base: dict[str, str], connection_plugins: Path = CONNECTION_DIR,
+        strategy_plugins: Path = STRATEGY_DIR) -> dict[str, str]:
+    """ansible-playbook's environment: everything set explicitly, no ansible.cfg read. The
+    plugins are the installed package's (the checkout's, installed editable)."""
     cfg = CONFIGS[case.config]
     out = dict(base)
     out.update({
         "ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"),  # an empty file: no stray config
         "ANSIBLE_INVENTORY": str(inventory),
-        "ANSIBLE_CONNECTION_PLUGINS": str(repo / "connection_plugins"),
-        "ANSIBLE_STRATEGY_PLUGINS": f"{repo / 'strategy_plugins'}:{mitogen_strategies}",
+        "ANSIBLE_CONNECTION_PLUGINS": str(connection_plugins),
+        "ANSIBLE_STRATEGY_PLUGINS": f"{strategy_plugins}:{mitogen_strategies}",
         "ANSIBLE_STRATEGY": cfg.strategy,
         "ANSIBLE_FORKS": str(case.forks),
         "ANSIBLE_PIPELINING": "True",

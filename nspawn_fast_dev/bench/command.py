@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import CHECKOUT as REPO
 from . import machine, plan, report, session
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

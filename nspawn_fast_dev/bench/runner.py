@@ -47,7 +47,6 @@ class Context:
     """What every case of a session shares."""
 
     lab: dict[str, Any]  # lab.json
-    repo: Path
     work: Path           # short temp root (ControlPath sockets live under it)
     playbooks: Path
     big_file: Path = field(init=False)
@@ -91,7 +90,7 @@ def prepare(case: Case, ctx: Context) -> Run:
     (d / "ansible.cfg").write_text("")
     inv = d / "inventory.yml"
     inv.write_text(yaml.safe_dump(inventory.build(ctx.lab, case), sort_keys=False))
-    env = inventory.env(case, repo=ctx.repo, mitogen_strategies=ctx.mitogen_strategies,
+    env = inventory.env(case, mitogen_strategies=ctx.mitogen_strategies,
                         inventory=inv, run_dir=d, base=dict(os.environ))
     playbook = CONFIGS[case.config].playbook or WORKLOADS[case.workload].playbook
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(ctx.playbooks / playbook),

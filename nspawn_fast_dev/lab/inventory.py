@@ -60,15 +60,19 @@ def render_inventory(cfg: LabConfig) -> str:
 
 
 def render_ansible_cfg(cfg: LabConfig) -> str:
-    repo = cfg.repo_dir
     return f"""# Written by `nspawn-fast lab up`: use as ANSIBLE_CONFIG={cfg.ansible_cfg}
 [defaults]
 inventory = {cfg.inventory_file}
-connection_plugins = {repo / 'connection_plugins'}
-strategy_plugins = {repo / 'strategy_plugins'}
+connection_plugins = {cfg.connection_plugins}
+strategy_plugins = {cfg.strategy_plugins}
+inventory_plugins = {cfg.inventory_plugins}
 forks = 10
 interpreter_python = /usr/bin/python3
 host_key_checking = True
+
+[inventory]
+# the stock list, plus the nspawn inventory plugin (*.nspawn.yml)
+enable_plugins = host_list, script, auto, yaml, ini, toml, nspawn
 
 [ssh_connection]
 control_path_dir = {cfg.control_path_dir}

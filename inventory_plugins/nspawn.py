@@ -1,0 +1,1 @@
+../ansible_nspawn_fast/plugins/inventory/nspawn.py

@@ -1,0 +1,114 @@
+"""What ships where: the plugin files in the package, the checkout's shims, the collection
+built from the same files, and a runtime that never needs the development package."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleError
+
+import ansible_nspawn_fast
+from ansible_nspawn_fast import cli, plugins
+from nspawn_fast_dev import CHECKOUT, collection
+
+PLUGIN_FILES = {"connection": ["nspawn.py"], "strategy": ["nspawn_free.py", "nspawn_linear.py"]}
+
+
+def test_the_package_ships_each_plugin_and_the_checkout_links_to_it():
+    found = {kind: [f.name for f in files] for kind, files in plugins.plugin_files().items()}
+    for kind, names in PLUGIN_FILES.items():
+        assert found[kind] == names
+        for name in names:
+            shim = CHECKOUT / f"{kind}_plugins" / name
+            assert shim.is_symlink(), f"{shim} should be a symlink to the package's file"
+            assert shim.resolve() == plugins.HERE / kind / name
+
+
+def test_every_plugin_documents_itself_under_its_file_name():
+    for files in plugins.plugin_files().values():
+        for f in files:
+            docs = next(n.value.value for n in ast.parse(f.read_text()).body
+                        if isinstance(n, ast.Assign) and n.targets[0].id == "DOCUMENTATION")
+            doc = yaml.safe_load(docs)
+            assert doc["name"] == f.stem and doc["short_description"], f
+
+
+def test_ansible_cfg_names_this_installs_plugin_dirs_and_the_collection(capsys):
+    assert cli.main(["ansible-cfg"]) == 0
+    text = capsys.readouterr().out
+    assert f"connection_plugins = {plugins.CONNECTION_DIR}\n" in text
+    assert f"strategy_plugins = {plugins.STRATEGY_DIR}\n" in text
+    assert "\nstrategy = nspawn_linear\n" in text
+    assert "ansible_connection: nspawn_fast.nspawn.nspawn" in text
+    assert "strategy = nspawn_fast.nspawn.nspawn_linear" in text
+
+
+def _load_without_the_package(monkeypatch, path: Path):
+    """Load a plugin file as Ansible does, where ansible_nspawn_fast cannot be imported."""
+    for name in [m for m in sys.modules if m == "ansible_nspawn_fast" or m.startswith("ansible_nspawn_fast.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "ansible_nspawn_fast", None)
+    spec = importlib.util.spec_from_file_location(f"nf_test_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("kind, name", [(k, n) for k, names in PLUGIN_FILES.items() for n in names])
+def test_without_the_package_each_plugin_loads_and_says_what_to_install(monkeypatch, kind, name):
+    module = _load_without_the_package(monkeypatch, plugins.HERE / kind / name)
+    cls = module.Connection if kind == "connection" else module.StrategyModule
+    # As Ansible's plugin loader makes it: object.__new__ (an abstract class would fail here and
+    # be reported as "not found"), then __init__.
+    instance = object.__new__(cls)
+    with pytest.raises(AnsibleError, match="pip install ansible-nspawn-fast"):
+        cls.__init__(instance, None, None) if kind == "connection" else cls.__init__(instance, None)
+
+
+def test_lab_and_bench_without_the_development_package_say_so_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "nspawn_fast_dev", None)
+    assert cli.main(["lab", "up"]) == 2
+    assert cli.main(["bench", "--smoke"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["nspawn-fast: error: lab and bench are development tools: run them from a checkout "
+                   "(./run ...)"] * 2
+
+
+def test_the_runtime_imports_no_development_code():
+    package = Path(ansible_nspawn_fast.__file__).parent
+    modules = sorted(".".join(p.relative_to(package.parent).with_suffix("").parts) for p in package.rglob("*.py")
+                     if p.name != "__init__.py" and "plugins" not in p.relative_to(package).parts)
+    probe = ("import importlib, sys\n"
+             f"for m in {modules!r}: importlib.import_module(m)\n"
+             "dev = sorted(m for m in sys.modules if m.startswith('nspawn_fast_dev'))\n"
+             "sys.exit(f'the runtime imported {dev}' if dev else 0)\n")
+    cp = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
+    assert cp.returncode == 0, cp.stderr
+
+
+def test_collection_is_the_package_files_with_metadata(tmp_path):
+    version = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["version"]
+    assert collection.version() == version
+    tree = collection.stage(tmp_path)
+    assert tree == tmp_path / "ansible_collections" / "nspawn_fast" / "nspawn"
+    assert plugins.COLLECTION == "nspawn_fast.nspawn"
+    for kind, names in PLUGIN_FILES.items():
+        assert sorted(p.name for p in (tree / "plugins" / kind).iterdir()) == names
+        for name in names:
+            assert (tree / "plugins" / kind / name).read_bytes() == (plugins.HERE / kind / name).read_bytes()
+    assert (tree / "LICENSE").read_bytes() == (CHECKOUT / "LICENSE").read_bytes()
+    assert yaml.safe_load((tree / "meta" / "runtime.yml").read_text()) == {"requires_ansible": ">=2.17"}
+    galaxy = yaml.safe_load((tree / "galaxy.yml").read_text())
+    assert (galaxy["namespace"], galaxy["name"], galaxy["license"]) == ("nspawn_fast", "nspawn", ["GPL-3.0-or-later"])
+
+
+def test_the_license_is_gpl3_or_later():
+    project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "GPL-3.0-or-later"
+    assert "GNU GENERAL PUBLIC LICENSE\n                       Version 3" in (CHECKOUT / "LICENSE").read_text()
