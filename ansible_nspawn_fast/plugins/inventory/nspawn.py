@@ -37,7 +37,6 @@ description:
     with the connection's "is not running" message, never silently run elsewhere. Start it
     (C(machinectl start)) or use O(include_stopped=false) or the C(nspawn_running) group.
   - The configuration file's name must end in C(.nspawn.yml) or C(.nspawn.yaml).
-author: ansible-nspawn-fast developers
 version_added: "0.1.0"
 extends_documentation_fragment:
   - constructed
@@ -185,6 +184,7 @@ cache_timeout: 300
 
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
 
+_MISSING = ""
 try:
     from ansible_nspawn_fast import inventory as _impl
 except ImportError as e:  # installed without its Python package
