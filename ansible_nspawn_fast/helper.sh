@@ -163,11 +163,23 @@ init_kind() {
 # shellcheck disable=SC2016 # expanded by the container's shell, not here
 INNER='PATH=$1 HOME=/root USER=root LOGNAME=root SHELL=/bin/sh rn=$2
 shift 2
-# A booting or stopping systemd instance (its /run/nologin): the command is not run, and the
-# controller, told so with its nonce, waits for a booted instance ("-": no such check).
-if [ "$rn" != - ] && [ -d /run/systemd/system ] && [ -e /run/nologin ]; then
-  printf "\nNSPAWN-FAST-NOT-READY %s\n" "$rn" >&2
-  exit 1
+# A booting or stopping systemd instance: the command is not run, and the controller, told so
+# with its nonce, waits for a booted instance ("-": no such check). Every command checks
+# /run/nologin; the first of a task ("NONCE+") asks systemd too (bounded where the container
+# has timeout(1)): right after a reboot request systemd stops units before it writes that file.
+if [ "$rn" != - ] && [ -d /run/systemd/system ]; then
+  ready=1
+  [ -e /run/nologin ] && ready=""
+  case $rn in
+    *+)
+      t=""
+      command -v timeout >/dev/null 2>&1 && t="timeout 10"
+      [ -n "$ready" ] && case $($t systemctl is-system-running 2>/dev/null) in running|degraded|maintenance) ;; *) ready="" ;; esac ;;
+  esac
+  if [ -z "$ready" ]; then
+    printf "\nNSPAWN-FAST-NOT-READY %s\n" "${rn%+}" >&2
+    exit 1
+  fi
 fi
 if [ -f /etc/passwd ]; then
   while IFS=: read -r n _ _ _ _ _ s; do
@@ -391,7 +403,7 @@ run() {
   # shellcheck disable=SC2086 # "PID START UNIT"
   set -- $line "$@"
   printf 'NSPAWN-FAST-LEADER %s %s %s %s %s\n' "$nonce" "$1" "$2" "$3" "$path" >&2
-  pid=$1 start=$2 unit=$3 RN=$rn
+  pid=$1 start=$2 unit=$3 RN=$rn+
   shift 3
   run_checked "$@"
 }
