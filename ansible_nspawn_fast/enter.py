@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-import shlex
 from typing import NamedTuple
 
 from .target import NspawnTarget
@@ -115,10 +114,6 @@ def lookup_argv(target: NspawnTarget, nonce: str = RUN_NONCE) -> list[str]:
     return helper_argv(target, "lookup", str(target.container), str(target.boot_timeout), nonce=nonce)
 
 
-def lookup_command(target: NspawnTarget) -> str:
-    return shlex.join(lookup_argv(target))
-
-
 def tree_args(target: NspawnTarget, *command: str) -> list[str]:
     """The tree verb's arguments: systemd-nspawn runs `command` in a not-running tree.
 
@@ -127,10 +122,6 @@ def tree_args(target: NspawnTarget, *command: str) -> list[str]:
     and the command; its payload first says on stderr that it started (tree_failure()).
     """
     return [str(target.directory), *target.nspawn_args, "--", *command]
-
-
-def _run_inside(target: NspawnTarget, leader: Leader | None, argv: list[str]) -> str:
-    return shlex.join(inside_argv(target, leader, argv))
 
 
 def inside_argv(target: NspawnTarget, leader: Leader | None, argv: list[str]) -> list[str]:
@@ -149,21 +140,6 @@ def put_argv(dest: str, size: int) -> list[str]:
 def fetch_argv(src: str) -> list[str]:
     """Inside: `src` to stdout (exit FETCH_MISSING_RC when it does not exist)."""
     return ["/bin/sh", "-c", FETCH_SCRIPT, "fetch", src]
-
-
-def exec_command(target: NspawnTarget, leader: Leader | None, cmd: str) -> str:
-    """Run `cmd` (a shell command line, as Ansible builds it) inside."""
-    return _run_inside(target, leader, ["/bin/sh", "-c", cmd])
-
-
-def put_command(target: NspawnTarget, leader: Leader | None, dest: str, size: int) -> str:
-    """Stream stdin into `dest` inside; it replaces `dest` only if all `size` bytes came."""
-    return _run_inside(target, leader, put_argv(dest, size))
-
-
-def fetch_command(target: NspawnTarget, leader: Leader | None, src: str) -> str:
-    """Stream `src` from inside to stdout."""
-    return _run_inside(target, leader, fetch_argv(src))
 
 
 NOT_READY_MARK = b"NSPAWN-FAST-NOT-READY "

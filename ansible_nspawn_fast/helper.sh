@@ -412,12 +412,10 @@ run() {
 # one found: re-verified, then this process becomes ARGV inside.
 cmd() {
   [ $# -ge 6 ] || die usage "cmd needs PID START UNIT PATH RNONCE COMMAND..."
-  pid=$1 start=$2 unit=$3 path=$4 rn=$5
+  RN=$5
+  a1=$1 a2=$2 a3=$3 a4=$4
   shift 5
-  case $path in '' | *[!A-Za-z0-9/_.:+-]*) path=$DEFAULT_PATH ;; esac
-  check_leader "$pid" "$start" "$unit"
-  RN=$rn
-  run_checked "$@"
+  enter "$a1" "$a2" "$a3" "$a4" "$@"
 }
 
 # The leader handed back by the controller must still be machined's leader's process (same

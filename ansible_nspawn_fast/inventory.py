@@ -320,14 +320,21 @@ def _is_json(text: str) -> bool:
     return text.lstrip().startswith("[")
 
 
-def _json_rows(text: str, what: str) -> list[Any]:
+def _json_objects(text: str, what: str, warnings: list[str]) -> list[dict[str, Any]]:
+    """The rows of machinectl's JSON table; a row that is not an object is skipped with a warning."""
     try:
         rows = json.loads(text)
     except ValueError as exc:
         raise NspawnError(f"{what} printed JSON that does not parse: {exc}") from None
     if not isinstance(rows, list):
         raise NspawnError(f"{what} printed JSON that is not a list")
-    return rows
+    objects = []
+    for row in rows:
+        if isinstance(row, dict):
+            objects.append(row)
+        else:
+            warnings.append(f"{what} printed a row that is not an object, skipped: {_shown(row)}")
+    return objects
 
 
 def _accept_name(name: object, seen: set[str], warnings: list[str], what: str) -> bool:
@@ -352,10 +359,7 @@ def parse_machine_list(text: str) -> tuple[list[Machine], list[str]]:
     seen: set[str] = set()
     what = "machinectl list"
     if _is_json(text):
-        for row in _json_rows(text, what):
-            if not isinstance(row, dict):
-                warnings.append(f"{what} printed a row that is not an object, skipped: {_shown(row)}")
-                continue
+        for row in _json_objects(text, what, warnings):
             name = row.get("machine", row.get("name"))
             if _accept_name(name, seen, warnings, what):
                 machines.append(Machine(name=name, state="running",
@@ -394,10 +398,7 @@ def parse_image_list(text: str) -> tuple[dict[str, str | None], list[str]]:
     seen: set[str] = set()
     what = "machinectl list-images"
     if _is_json(text):
-        for row in _json_rows(text, what):
-            if not isinstance(row, dict):
-                warnings.append(f"{what} printed a row that is not an object, skipped: {_shown(row)}")
-                continue
+        for row in _json_objects(text, what, warnings):
             name = row.get("name")
             if _accept_name(name, seen, warnings, what):
                 images[name] = _word(row.get("type"))

@@ -219,7 +219,7 @@ def test_a_missing_tree_is_reported_as_missing(lab, tmp_path, strategy):
 
 def _leader(lab, host, name: str) -> enter.Leader:
     target = NspawnTarget(host="127.0.0.1", container=name)
-    cp = subprocess.run([*ssh_argv(lab, host["port"]), enter.lookup_command(target)],
+    cp = subprocess.run([*ssh_argv(lab, host["port"]), shlex.join(enter.lookup_argv(target))],
                         capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     assert cp.returncode == 0, cp.stderr
     return enter.parse_leader(cp.stdout)
@@ -232,7 +232,8 @@ def test_a_truncated_upload_never_replaces_the_file(lab, hostile, tmp_path):
     part = tmp_path / "part.bin"
     part.write_bytes(os.urandom(4 * 1024 * 1024))
     target = NspawnTarget(host="127.0.0.1", container=name)
-    command = enter.put_command(target, _leader(lab, host, name), "/root/nf-upload.bin", 10 * 1024 * 1024)
+    command = shlex.join(enter.inside_argv(target, _leader(lab, host, name),
+                                           enter.put_argv("/root/nf-upload.bin", 10 * 1024 * 1024)))
     with open(part, "rb") as stdin:
         cp = subprocess.run([*ssh_argv(lab, host["port"]), command], stdin=stdin, capture_output=True,
                             timeout=120)

@@ -12,33 +12,34 @@ HOSTILE = "echo 'a' \"b\" $(id) `id` ; rm -rf / # \\ \n ünï"
 NONCE = enter.RUN_NONCE
 
 
-def argv(command: str) -> list[str]:
-    return shlex.split(command)
+def argv(words: list[str]) -> list[str]:
+    """As the host's shell will see the command line the plugin sends (shlex.join)."""
+    return shlex.split(shlex.join(words))
 
 
 def test_lookup_passes_the_name_as_one_argument():
-    words = argv(enter.lookup_command(MACHINE))
+    words = enter.lookup_argv(MACHINE)
     assert words[:2] == ["sh", "-c"]
     assert words[2] == enter.host_helper()
     assert words[3:] == ["nspawn-fast", NONCE, "lookup", "web", "90"]
 
 
 def test_exec_keeps_a_hostile_command_intact():
-    words = argv(enter.exec_command(MACHINE, LEADER, HOSTILE))
+    words = argv(enter.inside_argv(MACHINE, LEADER, ["/bin/sh", "-c", HOSTILE]))
     assert words[3:] == ["nspawn-fast", NONCE, "exec", "1234", "5678", "systemd-nspawn@web.service",
                          "/usr/bin:/bin", "/bin/sh", "-c", HOSTILE]
 
 
 def test_put_carries_the_size_and_fetch_the_path_as_single_arguments():
     path = "/root/dir with spaces/ünï $(x).txt"
-    put = argv(enter.put_command(MACHINE, LEADER, path, 4096))
+    put = argv(enter.inside_argv(MACHINE, LEADER, enter.put_argv(path, 4096)))
     assert put[-6:] == ["/bin/sh", "-c", enter.PUT_SCRIPT, "put", path, "4096"]
-    fetch = argv(enter.fetch_command(MACHINE, LEADER, path))
+    fetch = argv(enter.inside_argv(MACHINE, LEADER, enter.fetch_argv(path)))
     assert fetch[-5:] == ["/bin/sh", "-c", enter.FETCH_SCRIPT, "fetch", path]
 
 
 def test_directory_mode_runs_systemd_nspawn_on_the_tree():
-    words = argv(enter.exec_command(TREE, None, "true"))
+    words = enter.inside_argv(TREE, None, ["/bin/sh", "-c", "true"])
     assert words[3:7] == ["nspawn-fast", NONCE, "tree", "/srv/my tree"]
     nspawn = words[7:]  # the helper puts systemd-nspawn and its fixed options in front
     assert nspawn.index("--bind=/cache") < nspawn.index("--")
@@ -47,7 +48,7 @@ def test_directory_mode_runs_systemd_nspawn_on_the_tree():
 
 def test_host_sudo_prefixes_the_helper():
     target = NspawnTarget(host="h", container="web", host_sudo=True)
-    assert argv(enter.lookup_command(target))[:4] == ["sudo", "-n", "--", "sh"]
+    assert enter.lookup_argv(target)[:4] == ["sudo", "-n", "--", "sh"]
 
 
 def test_an_installed_helper_is_run_by_its_path():
@@ -63,7 +64,7 @@ def test_the_helper_can_be_installed_as_a_file():
 
 def test_machine_mode_needs_a_leader():
     with pytest.raises(AssertionError):
-        enter.exec_command(MACHINE, None, "true")
+        enter.inside_argv(MACHINE, None, ["/bin/sh", "-c", "true"])
 
 
 def record(pid="4242", start="99887766", unit="systemd-nspawn@web.service", path="/usr/bin", nonce=NONCE):

@@ -91,3 +91,11 @@ def test_a_pending_shutdown_signal_is_seen(tmp_path, monkeypatch):
         signal.sigwait({signal.SIGINT})  # take it, as systemd's signalfd would
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     assert not hostside._shutdown_pending(me)
+
+
+def test_the_host_interpreter_and_the_helper_agree_on_the_shutdown_signals():
+    # The same check in two places (the helper for the plugin, the host interpreter's cache
+    # for the strategy): one set of signals.
+    import re
+    found = re.search(r"^SHUTDOWN_SIGNALS=(0x[0-9a-f]+)$", enter.host_helper(), re.M)
+    assert found and int(found.group(1), 16) == hostside.SHUTDOWN_SIGNALS
