@@ -264,13 +264,17 @@ def test_stop_as_execstop_lets_a_slow_service_finish(lab, hosts):
     h2 = hosts[1]
     unit = f"systemd-nspawn@{STOP_GUEST}.service"
     drop_in = f"/run/systemd/system/{unit}.d/nf-ops-test.conf"
+    # A started target that wants the unit keeps it loaded once stopped: otherwise systemd may
+    # garbage-collect it, and with it the exit record of its ExecStop, before it is read.
+    pin = "/run/systemd/system/nf-ops-pin.target"
     marker = f"/var/lib/machines/{STOP_GUEST}/var/lib/nf-slow-stop.done"  # the guest's /var/lib
     guest_sh(lab, h2, STOP_GUEST, f"rm -f /var/lib/nf-slow-stop.done; mkdir -p /run/systemd/system; "
                                   f"printf %s {shlex.quote(SLOW_UNIT)} > /run/systemd/system/nf-slow-stop.service; "
                                   "systemctl daemon-reload && systemctl start nf-slow-stop.service")
     try:
         host_sh(lab, h2, f"mkdir -p {Path(drop_in).parent}; printf %s {shlex.quote(DROP_IN)} > {drop_in}; "
-                         "systemctl daemon-reload")
+                         f"printf '[Unit]\\nWants={unit}\\n' > {pin}; "
+                         "systemctl daemon-reload && systemctl start nf-ops-pin.target")
         t0 = time.monotonic()
         host_sh(lab, h2, f"systemctl stop {unit}")
         took = time.monotonic() - t0
@@ -282,7 +286,8 @@ def test_stop_as_execstop_lets_a_slow_service_finish(lab, hosts):
         assert "ansible_nspawn_fast.cli stop" in state and "code=exited ; status=0 }" in state, state  # ours, exit 0
         assert f"nspawn-fast: {STOP_GUEST} stopped (poweroff" in state, state
     finally:
-        host_sh(lab, h2, f"rm -f {drop_in} {marker}; rmdir {Path(drop_in).parent}; systemctl daemon-reload; "
+        host_sh(lab, h2, f"systemctl stop nf-ops-pin.target; rm -f {drop_in} {marker} {pin}; "
+                         f"rmdir {Path(drop_in).parent}; systemctl daemon-reload; "
                          f"machinectl start {STOP_GUEST}", check=False)
         wait_running(lab, h2, STOP_GUEST)
 
