@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("host-helper", help="print the host helper, to install it on a host for "
                                        "ansible_nspawn_host_helper (a sudoers rule can name it)")
     sub.add_parser("ansible-cfg", help="print the ansible.cfg lines that load this install's "
-                                       "connection and strategy plugins (and the collection's names)")
+                                       "plugins and its module (and the collection's names)")
     from .ops.commands import add_parsers
     add_parsers(sub)  # enter, stop, chroots
     return p

@@ -21,37 +21,30 @@ from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
 
 from . import enter
-from .errors import (ConfigError, ContainerRestarted, NspawnError, RemoteFileNotFound,
-                     TransferError, Unreachable)
+from .errors import (ConfigError, ContainerRestarted, NextSteps, NspawnError, RemoteFileNotFound,
+                     TransferError, Unreachable, helper_failure)
 from .host import HostShell, LocalHost, SshHost
 from .target import NspawnTarget, target_from_options
 
 display = Display()
 
 
+# The next steps of the helper's errors in an inventory's words (errors.HELPER_FAILURES).
+ANSIBLE_STEPS = NextSteps(
+    work="task",
+    again="the task failed; the next task enters the new leader",
+    fix_name="fix ansible_nspawn_container",
+    boot_timeout="ansible_nspawn_boot_timeout",
+    directory="ansible_nspawn_directory",
+    helper="if ansible_nspawn_host_helper is set, install the helper of this version there "
+           "(`nspawn-fast host-helper` prints it)",
+    stop_timeout="the stop timeout",
+)
+
+
 def helper_error(target: NspawnTarget, code: str, message: str) -> NspawnError:
-    """Turn the host helper's error code into a typed error with the next step."""
-    where = target.where
-    if code == "leader-changed":
-        return ContainerRestarted(f"{where} stopped or restarted while this task was running "
-                                  f"({message}); the task failed, the next task enters the new "
-                                  "leader")
-    if code == "not-running":
-        return Unreachable(f"{where} is not running or not known to machined: {message}. Start it "
-                           f"on the host (machinectl start {target.container}) or fix "
-                           "ansible_nspawn_container")
-    if code == "not-ready":
-        return Unreachable(f"{where} is running but not booted: {message}. Raise "
-                           "ansible_nspawn_boot_timeout or check `systemctl --failed` in it")
-    if code == "no-directory":
-        return Unreachable(f"{where} cannot be used: {message}. Point ansible_nspawn_directory at "
-                           "the root of an OS tree")
-    if code == "missing-tool":
-        return Unreachable(f"cannot enter {where}: {message}")
-    if code in ("refused", "cgroup"):
-        return Unreachable(f"refusing to enter {where}: {message}. Check `machinectl status "
-                           f"{target.container}` on the host")
-    return Unreachable(f"cannot enter {where}: {code} {message}")
+    """The host helper's error code as a typed error with the next step (both Ansible paths)."""
+    return helper_failure(code, message, where=target.where, name=target.container, steps=ANSIBLE_STEPS)
 
 
 def tree_error(target: NspawnTarget, reason: str) -> Unreachable:
@@ -83,7 +76,7 @@ class Connection(ConnectionBase):
         self._leader: enter.Leader | None = None
         # Set when the container went away during this task: the task's later commands
         # (Ansible's temp-dir cleanup) fail with the same message instead of a confusing one.
-        self._restarted: ContainerRestarted | None = None
+        self._restarted: NspawnError | None = None
         # This task's nonce for the container's "not booted" answer, and whether the
         # lookup skips the host's readiness cache (after such an answer).
         self._rnonce = secrets.token_hex(8)
@@ -173,11 +166,10 @@ class Connection(ConnectionBase):
                 if leader is None:  # a tty merged stderr into stdout
                     leader, out = enter.split_leader(out)
             except ValueError as e:
-                raise AnsibleConnectionFailure(f"cannot look up the leader of {self.target.where}: {e}") from None
+                raise to_ansible_error(helper_error(self.target, "lookup-failed", str(e))) from None
             if leader is None:
-                raise AnsibleConnectionFailure(
-                    f"cannot look up the leader of {self.target.where} (rc={rc}): "
-                    f"{to_text(err or out, errors='surrogate_or_replace').strip()[-2000:]}")
+                said = to_text(err or out, errors="surrogate_or_replace").strip()[-2000:]
+                raise to_ansible_error(helper_error(self.target, "lookup-failed", f"rc={rc}: {said}"))
             self._leader = leader
             display.vvv(f"NSPAWN: leader of {self.target.where} is PID {leader.pid}",
                         host=self._display_host())
@@ -187,9 +179,7 @@ class Connection(ConnectionBase):
                             host=self._display_host())
                 self._leader, self._fresh = None, True
                 return out, err, True
-            self._restarted = ContainerRestarted(
-                f"{self.target.where} stopped or restarted while this task was running (it is "
-                "shutting down); the task failed, the next task enters the new leader")
+            self._restarted = helper_error(self.target, "leader-changed", "it is shutting down")
             raise to_ansible_error(self._restarted)
         return out, err, False
 

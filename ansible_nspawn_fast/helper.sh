@@ -25,8 +25,8 @@
 #                                exec, but staying in the host's network and/or PID namespace
 #                                (SKIP: net, pid or net,pid; the operator's debugging entry)
 #   stop NAME TIMEOUT            ask machine NAME to shut down (poweroff, or SIGTERM to a leader
-#                                that is not systemd) and wait up to TIMEOUT s for its leader to
-#                                exit; kills nothing
+#                                that is neither systemd nor nspawn's stub init) and wait up to
+#                                TIMEOUT s for its leader to exit; kills nothing
 #
 # Threat model: root inside a container is hostile. So:
 # - what runs on the host is decided only from data the host owns: machined's record of the
@@ -144,12 +144,15 @@ shutdown_pending() {
 
 # INIT: what leader $1 runs, from its process name: systemd (its readiness is asked of it),
 # early (still systemd-nspawn's child, before it executes the init), final (systemd-shutdown:
-# the last seconds of an instance), other (an init without a readiness protocol).
+# the last seconds of an instance), stub (nspawn's own PID 1 of an --as-pid2 container: no
+# readiness protocol; it ignores SIGTERM and turns poweroff into SIGTERM for its payload),
+# other (an init without a readiness protocol).
 init_kind() {
   c=''
   read -r c <"/proc/$1/comm" 2>/dev/null
   case $c in
     systemd) INIT=systemd ;;
+    "(sd-stubinit)") INIT=stub ;;
     systemd-nspawn | "(sd-"*) INIT=early ;;
     systemd-shutdow*) INIT=final ;;
     *) INIT=other ;;
@@ -511,10 +514,11 @@ machine_names() {
 }
 
 # stop NAME TIMEOUT: ask machine NAME to shut down cleanly - machined's poweroff for a systemd
-# init, SIGTERM on the leader for any other init - and wait up to TIMEOUT s until that leader
-# process (PID and start time) has exited. Kills nothing: when the time is up the caller
-# decides (systemd, after an ExecStop=). A machine that is not running (an image machined
-# knows, or one that went away while systemd runs this as its ExecStop=) needs nothing.
+# init and nspawn's stub init, SIGTERM on the leader for any other init - and wait up to
+# TIMEOUT s until that leader process (PID and start time) has exited. Kills nothing: when the
+# time is up the caller decides (systemd, after an ExecStop=). A machine that is not running (an
+# image machined knows, or one that went away while systemd runs this as its ExecStop=) needs
+# nothing.
 stop_machine() {
   [ $# -eq 2 ] || die usage "stop needs NAME TIMEOUT"
   name=$1 timeout=$2
@@ -553,7 +557,7 @@ stop_machine() {
   done
   r=0 out=''
   case $INIT in
-    systemd) how=poweroff out=$(timeout 10 machinectl poweroff -- "$name" 2>&1) || r=$? ;;
+    systemd | stub) how=poweroff out=$(timeout 10 machinectl poweroff -- "$name" 2>&1) || r=$? ;;
     final) how="its own shutdown" ;; # systemd-shutdown: already on its way out
     *) how="SIGTERM to its leader" out=$(timeout 10 machinectl kill --kill-who=leader --signal=SIGTERM -- "$name" 2>&1) || r=$? ;;
   esac

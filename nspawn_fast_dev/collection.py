@@ -4,9 +4,10 @@
     python -m nspawn_fast_dev.collection sanity [ARGS...]     ansible-test sanity on the built collection
 
 The collection is collection/ (galaxy.yml, meta/runtime.yml, README, CHANGELOG), the repository's
-LICENSE and every plugin file of ansible_nspawn_fast/plugins/<type>/ (the package this
-interpreter imports: the checkout's, installed editable or on PYTHONPATH), copied unchanged to
-plugins/<type>/ of ansible_collections/nspawn_fast/nspawn/ in a temporary dir, and built there
+LICENSE and every plugin and module file of ansible_nspawn_fast/plugins/<type>/ (connection,
+strategy, inventory, modules; the package this interpreter imports: the checkout's, installed
+editable or on PYTHONPATH), copied unchanged to plugins/<type>/ of
+ansible_collections/nspawn_fast/nspawn/ in a temporary dir, and built there
 with ansible-galaxy. `sanity` installs that tarball with ansible-galaxy and runs
 `ansible-test sanity --python X.Y` of this interpreter in it (ARGS go to ansible-test; without
 ARGS: `--local --requirements`, no container; ansible-test installs each test's requirements
@@ -52,7 +53,7 @@ def stage(root: Path) -> Path:
     dest = root / "ansible_collections" / NAMESPACE / NAME
     shutil.copytree(SOURCE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.tar.gz"))
     shutil.copyfile(CHECKOUT / "LICENSE", dest / "LICENSE")
-    for kind, files in plugin_files().items():
+    for kind, files in plugin_files().items():  # modules too: plugins/modules/ in a collection
         (dest / "plugins" / kind).mkdir(parents=True)
         for f in files:
             shutil.copyfile(f, dest / "plugins" / kind / f.name)

@@ -13,6 +13,7 @@ import threading
 from typing import IO
 
 from .. import enter
+from ..errors import NextSteps, helper_failure
 from ..names import is_valid_machine_name
 from ..target import NspawnTarget
 from .errors import OpsError
@@ -40,22 +41,22 @@ def where(place: Place, name: str) -> str:
     return f"machine {name} on {place.describe()}"
 
 
-def failure(place: Place, name: str, code: str, message: str) -> OpsError:
+# The next steps of the helper's errors in the operator's words (errors.HELPER_FAILURES).
+OPERATOR_STEPS = NextSteps(
+    work="command",
+    again="run the command again",
+    fix_name="check the name",
+    boot_timeout="--boot-timeout",
+    directory="the tree's path",
+    helper="this nspawn-fast sent arguments its own helper refuses: please report it",
+    stop_timeout="--timeout",
+)
+
+
+def failure(place: Place, name: str, code: str, message: str, status: int = 1) -> OpsError:
     """The helper's error code as one line with the next step."""
-    w = where(place, name)
-    if code == "not-running":
-        return OpsError(f"{w} is not running or not known to machined: {message}. Start it there "
-                        f"(machinectl start {name}) or check the name")
-    if code == "not-ready":
-        return OpsError(f"{w} is running but not booted: {message}. Wait, raise --boot-timeout, or "
-                        "look at `systemctl --failed` in it (--boot-timeout 0 enters it as it is)")
-    if code == "leader-changed":
-        return OpsError(f"{w} stopped or restarted meanwhile ({message}); run the command again")
-    if code in ("refused", "cgroup"):
-        return OpsError(f"refusing to enter {w}: {message}. Check `machinectl status {name}` there")
-    if code == "missing-tool":
-        return OpsError(f"cannot use {w}: {message}")
-    return OpsError(f"{w}: {code}: {message}")
+    err = helper_failure(code, message, where=where(place, name), name=name, steps=OPERATOR_STEPS)
+    return OpsError(str(err), status)
 
 
 def run_captured(place: Place, argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
@@ -92,7 +93,7 @@ def lookup(place: Place, target: NspawnTarget) -> enter.Leader:
         return enter.parse_leader(out)
     except ValueError as e:
         said = (err or out).decode("utf-8", "replace").strip()[-500:]
-        raise OpsError(f"cannot look up the leader of {where(place, name)} ({e}): {said}") from None
+        raise failure(place, name, "lookup-failed", f"{e}: {said}") from None
 
 
 class HelperLineFilter:

@@ -28,10 +28,7 @@ def run(args: argparse.Namespace) -> int:
     rc, out, err = helper.run_captured(place, argv, timeout=args.timeout + 60)
     found = helper_calls.parse_helper_error(rc, out, err)
     if found is not None and found[0] == "stop-timeout":
-        raise OpsError(f"{helper.where(place, name)} did not stop in time: {found[1]}. Wait longer "
-                       f"(--timeout), or end it (machinectl terminate {name})", TIMEOUT_STATUS)
-    if found is not None and found[0] == "stop-failed":
-        raise OpsError(f"cannot stop {helper.where(place, name)}: {found[1]}")
+        raise helper.failure(place, name, *found, status=TIMEOUT_STATUS)
     helper.check(place, name, rc, out, err)
     if rc != 0:
         said = (err or out).decode("utf-8", "replace").strip()[-500:]

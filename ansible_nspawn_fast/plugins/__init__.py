@@ -1,9 +1,10 @@
 """The Ansible plugins this package ships, as files Ansible loads by path.
 
 connection/nspawn.py (the connection, with its DOCUMENTATION), strategy/nspawn_linear.py and
-strategy/nspawn_free.py, inventory/nspawn.py (every machine on a list of hosts). Ansible finds
-them through `connection_plugins =`, `strategy_plugins =` and `inventory_plugins =` in
-ansible.cfg (`nspawn-fast ansible-cfg` prints those lines for this install), or as the
+strategy/nspawn_free.py, inventory/nspawn.py (every machine on a list of hosts) and the module
+modules/nspawn_machine.py (creates, starts, stops and removes a machine on a host). Ansible finds
+them through `connection_plugins =`, `strategy_plugins =`, `inventory_plugins =` and `library =`
+in ansible.cfg (`nspawn-fast ansible-cfg` prints those lines for this install), or as the
 collection nspawn_fast.nspawn, which is built from these same files.
 """
 from __future__ import annotations
@@ -14,6 +15,10 @@ HERE = Path(__file__).resolve().parent
 CONNECTION_DIR = HERE / "connection"
 STRATEGY_DIR = HERE / "strategy"
 INVENTORY_DIR = HERE / "inventory"
+MODULES_DIR = HERE / "modules"
+
+# ansible.cfg's name for the path of each kind's dir: `<kind>_plugins`, but modules are `library`.
+CFG_KEYS = {"modules": "library"}
 
 # The collection built from these files (collection/galaxy.yml in the repository): its plugins
 # are nspawn_fast.nspawn.nspawn, nspawn_fast.nspawn.nspawn_linear and nspawn_fast.nspawn.nspawn_free.
@@ -32,11 +37,11 @@ def plugin_files() -> dict[str, list[Path]]:
 
 def ansible_cfg() -> str:
     """ansible.cfg lines that make Ansible load this install's plugins by their short names."""
-    paths = "\n".join(f"{kind}_plugins = {HERE / kind}" for kind in plugin_files())
+    paths = "\n".join(f"{CFG_KEYS.get(kind, kind + '_plugins')} = {HERE / kind}" for kind in plugin_files())
     return f"""\
 # ansible-nspawn-fast {_version()} in {HERE.parent}: its plugins by their short names
-# (ansible_connection: nspawn; strategy nspawn_linear, or nspawn_free). Where ansible.cfg
-# names other plugin dirs already, add these with ':'.
+# (ansible_connection: nspawn; strategy nspawn_linear, or nspawn_free; module nspawn_machine).
+# Where ansible.cfg names other plugin dirs already, add these with ':'.
 [defaults]
 {paths}
 strategy = nspawn_linear
@@ -46,6 +51,7 @@ strategy = nspawn_linear
 #   ansible-galaxy collection install {COLLECTION.replace('.', '-')}-VERSION.tar.gz
 #   ansible_connection: {COLLECTION}.nspawn        (inventory)
 #   strategy = {COLLECTION}.nspawn_linear          (ansible.cfg)
+#   {COLLECTION}.nspawn_machine:                   (a task on a host)
 """
 
 

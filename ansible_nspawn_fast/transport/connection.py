@@ -28,7 +28,7 @@ from .. import enter
 from ..connection import Connection as PluginConnection
 from ..connection import helper_error, to_ansible_error, tree_error
 from ..target import NspawnTarget, target_from_options
-from . import hostside, lifetime, plan
+from . import hostside, inprocess, lifetime, plan, semantics
 
 display = Display()
 _cast = ansible_mitogen.utils.unsafe.cast
@@ -75,7 +75,7 @@ class Connection(ansible_mitogen.connection.Connection):
     def _host_stack(self, target: NspawnTarget) -> list[dict[str, t.Any]]:
         if target.local:
             return [plan.host_hop_local()]
-        return [ansible_mitogen.connection._connect_ssh(self._spec(_HostSpec))]
+        return [plan.host_hop(ansible_mitogen.connection._connect_ssh(self._spec(_HostSpec)))]
 
     def _service_get(self, stack: list[dict[str, t.Any]], binding: t.Any = None) -> dict[str, t.Any]:
         dct = mitogen.service.call(
@@ -115,19 +115,11 @@ class Connection(ansible_mitogen.connection.Connection):
                 self.binding = None
         self._leader_found = enter.Leader(*res["leader"]) if res.get("leader") else None
         if "lookup" in res:
-            raise self._lookup_error(target, res["lookup"])
+            raise to_ansible_error(helper_error(target, *res["lookup"]))
         if self._leader_found is not None and not res["cached"]:
             display.vvv(f"NSPAWN: leader of {target.where} is PID {self._leader_found.pid}",
                         host=target.container)
         return res
-
-    @staticmethod
-    def _lookup_error(target: NspawnTarget, error: tuple[str, str]) -> ansible.errors.AnsibleError:
-        code, message = error
-        if code == "lookup-failed":
-            return ansible.errors.AnsibleConnectionFailure(
-                f"cannot look up the leader of {target.where}: {message}")
-        return to_ansible_error(helper_error(target, code, message))
 
     def _build_stack(self) -> tuple[str, list[dict[str, t.Any]]]:
         # Used by ansible_mitogen's reset() (meta: reset_connection).
@@ -137,7 +129,10 @@ class Connection(ansible_mitogen.connection.Connection):
     def _connect(self) -> None:
         if self.connected or self._plain is not None:
             return
-        lifetime.exit_with_parent()  # this task's worker goes when the controller goes
+        if self._stack is not None and self.binding is not None and self._connect_again():
+            return
+        if not inprocess.in_controller():
+            lifetime.exit_with_parent()  # this task's worker goes when the controller goes
         target = self._target = self._nspawn_target()
         self.binding = ansible_mitogen.process.get_worker_model().get_binding(
             _cast(plan.binding_name(target)))
@@ -163,6 +158,22 @@ class Connection(ansible_mitogen.connection.Connection):
         self.login_context = res["via"] if self.become else self.context
         self.init_child_result = res["init_child_result"]
         self.chain = _CallChain(self, self.context, pipelined=True)
+
+    def _connect_again(self) -> bool:
+        """A later item of this task's loop: ansible_mitogen lets go of the interpreter
+        before each item, and the task's leader and readiness were checked for its first
+        one. Take the same interpreter back from the multiplexer (no round trip to the host);
+        if it is gone, the full lookup decides (False)."""
+        dct = mitogen.service.call(call_context=self.binding.get_service_context(),
+                                   service_name="ansible_mitogen.services.ContextService",
+                                   method_name="get", stack=_cast(list(self._stack or ())))
+        if dct["msg"] or dct["context"] is None:
+            return False
+        self.context = dct["context"]
+        self.login_context = dct["via"] if self.become else self.context
+        self.init_child_result = dct["init_child_result"]
+        self.chain = _CallChain(self, self.context, pipelined=True)
+        return True
 
     _stack: list[dict[str, t.Any]] | None = None
     _plain: PluginConnection | None = None
@@ -247,6 +258,7 @@ class Connection(ansible_mitogen.connection.Connection):
         return super().fetch_file(in_path, out_path)
 
     def close(self) -> None:
+        semantics.task_ended(self)  # and so does its per-command connection, if it had one
         if self._plain is not None:
             self._plain.close()
             self._plain = None
@@ -309,11 +321,9 @@ class Connection(ansible_mitogen.connection.Connection):
         if what == "interpreter":
             kept = "" if target.is_directory else ", the container did not restart"
             return ansible.errors.AnsibleError(
-                f"the interpreter in {target.where} exited while this task was running{kept} ({e}); "
-                "the task failed, the next task starts a new interpreter")
-        return ansible.errors.AnsibleError(
-            f"{target.where} stopped or restarted while this task was running ({e}); the task "
-            "failed, the next task enters the new leader")
+                f"the interpreter in {target.where} exited while this task was running{kept} ({e}). "
+                "The task failed; the next task starts a new interpreter")
+        return to_ansible_error(helper_error(target, "leader-changed", str(e)))
 
     def _forget_context(self, host_alive: bool = True) -> None:
         """Drop the dead interpreter without a new leader lookup (the container may be down)."""

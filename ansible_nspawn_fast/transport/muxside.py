@@ -22,7 +22,7 @@ import mitogen.service
 from .. import enter
 from ..enter import Leader
 from ..target import NspawnTarget
-from . import containerside, hostside, plan, readiness
+from . import becomelife, containerside, hostside, plan, readiness
 
 LOG = logging.getLogger(__name__)
 CONTEXT_SERVICE = "ansible_mitogen.services.ContextService"
@@ -38,6 +38,7 @@ class NspawnService(mitogen.service.Service):
         super().__init__(router)
         self._contexts = contexts  # ansible_mitogen's ContextService of this multiplexer
         self._prepared: set[t.Any] = set()  # host contexts whose HostService pool is sized
+        self._become = becomelife.BecomeInterpreters(contexts)  # they end as under stock Ansible
 
     def _host(self, host_stack: list) -> tuple[t.Any, dict]:
         dct = self._contexts.get(stack=host_stack)
@@ -73,6 +74,8 @@ class NspawnService(mitogen.service.Service):
             return [*host_stack, hop, *extra_hops]
 
         stack = stack_for(leader)
+        self._become.task_starts((repr(host_stack), spec.container, spec.directory), stack,
+                                 len(stack) - len(extra_hops), connect)
         result = {"stack": stack, "leader": leader, "cached": cached, "msg": None}
         if not connect:
             return result
@@ -162,7 +165,28 @@ def connect_via_host_pool(router: t.Any, via: t.Any = None, **kwargs: t.Any) -> 
     return context
 
 
+def _connect_without_init_child(service: t.Any, key: t.Any, spec: dict, via: t.Any = None) -> dict:
+    """ContextService._connect for a host's hop (plan.HOST_HOP_MARK): the same, less
+    init_child. Its modules are still forwarded to it: the containers' interpreters, its
+    children, import them from it rather than over SSH."""
+    context = getattr(service.router, spec["method"])(via=via, unidirectional=True, **spec["kwargs"])
+    mitogen.core.listen(context, "disconnect", lambda: service._on_context_disconnect(context))
+    service._send_module_forwards(context)
+    service._key_by_context[context] = key
+    service._refs_by_context[context] = 0
+    return {"context": context, "via": via, "init_child_result": None, "msg": None}
+
+
 def install(pool: t.Any) -> None:
     """Called as the multiplexer sets up its service pool (strategy.py's hook)."""
     pool.router.nspawn_local = functools.partial(connect_via_host_pool, pool.router)
-    pool.add(NspawnService(pool.router, pool.get_service(CONTEXT_SERVICE)))
+    contexts = pool.get_service(CONTEXT_SERVICE)
+    connect = contexts._connect
+
+    def connect_hop(key: t.Any, spec: dict, via: t.Any = None) -> dict:
+        if spec.get(plan.HOST_HOP_MARK):
+            return _connect_without_init_child(contexts, key, spec, via)
+        return connect(key, spec, via)
+
+    contexts._connect = connect_hop
+    pool.add(NspawnService(pool.router, contexts))

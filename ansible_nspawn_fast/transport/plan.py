@@ -65,11 +65,27 @@ def remote_name(target: NspawnTarget) -> str:
     return f"nspawn:{target.container}"
 
 
+# Marks the host's hop of a stack. Its interpreter only looks up leaders and starts the
+# containers' interpreters (hostside.py): the multiplexer skips ansible_mitogen's init_child
+# there (importing its module runner and forking a parent for isolated modules: a third of
+# a cold start), see muxside.py. Part of the stack, hence of ContextService's key.
+HOST_HOP_MARK = "nspawn_fast_host"
+
+
+def host_hop(hop: dict[str, Any]) -> dict[str, Any]:
+    return {**hop, HOST_HOP_MARK: True}
+
+
 def host_hop_local() -> dict[str, Any]:
     """The controller itself runs the containers (ansible_nspawn_local)."""
-    return {"method": "local", "kwargs": {"python_path": list(HOST_PYTHON)}}
+    return host_hop({"method": "local", "kwargs": {"python_path": list(HOST_PYTHON)}})
+
+
+# The name that picks ansible_mitogen's multiplexer for every nspawn target. All of them use
+# the same one: the containers of one host must (one SSH connection per host), and
+# ansible-playbook's own task threads can talk to only one (inprocess.py).
+MUX_KEY = "nspawn-fast"
 
 
 def binding_name(target: NspawnTarget) -> str:
-    """All containers of one host must use the same multiplexer, hence one SSH connection."""
-    return "nspawn-host:localhost" if target.local else f"nspawn-host:{target.host}"
+    return MUX_KEY

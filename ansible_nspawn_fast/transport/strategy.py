@@ -16,11 +16,14 @@ import ansible_mitogen.loaders
 import ansible_mitogen.process
 import ansible_mitogen.strategy
 
+from ansible.utils.display import Display
+
 from ..connection import Connection as PluginConnection
-from . import affinity, lifetime, muxside
+from . import affinity, inprocess, lifetime, muxside, semantics
 from .connection import Connection as MitogenNspawnConnection
 
 _loader = ansible_mitogen.loaders.connection_loader
+display = Display()
 
 
 def _get_with_context(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
@@ -77,8 +80,25 @@ class NspawnStrategyMixin(ansible_mitogen.strategy.StrategyMixin):
         affinity.install()
         original = ansible_mitogen.loaders.connection_loader__get_with_context
         ansible_mitogen.loaders.connection_loader__get_with_context = _get_with_context(original)
+        undo_threads = inprocess.install()
+        undo_semantics = semantics.install()  # ansible-core's behaviour where Mitogen's differs
         try:
             return super().run(iterator, play_context, result)
         finally:
+            undo_semantics()
+            undo_threads()
             ansible_mitogen.loaders.connection_loader__get_with_context = original
             _loader.get_with_context = original
+
+    def _queue_task(self, host: t.Any, task: t.Any, task_vars: t.Any, play_context: t.Any) -> t.Any:
+        reason = inprocess.fork_reason(host, task, task_vars)
+        if reason is None:
+            with inprocess.on_a_thread():
+                # Past ansible_mitogen's _queue_task: it warms the loaders for forked workers,
+                # which a thread of this process does not need.
+                return super(ansible_mitogen.strategy.StrategyMixin, self)._queue_task(
+                    host, task, task_vars, play_context)
+        if reason != inprocess.OTHER_CONNECTION:
+            display.vvv(f"NSPAWN: task '{task.get_name()}' runs in a forked worker ({reason})",
+                        host=host.name)
+        return super()._queue_task(host, task, task_vars, play_context)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR
 
+from . import timing
 from .plan import CONFIGS, LOCAL, MACHINECTL, NSPAWN, SSH, Case
 
 LOOPBACK = "127.0.0.1"
@@ -96,5 +97,9 @@ def env(case: Case, *, mitogen_strategies: Path, inventory: Path, run_dir: Path,
         # Mitogen's default cap of 20 interpreters per via host would make it evict and
         # reconnect at 25 containers per host: lift it, the peer deserves its best setting.
         "MITOGEN_MAX_INTERPRETERS": "128",
+        # Task start and last-result times, for the workloads' timed parts (timing.py).
+        "ANSIBLE_CALLBACK_PLUGINS": str(timing.CALLBACK_DIR),
+        "ANSIBLE_CALLBACKS_ENABLED": timing.CALLBACK,
+        timing.OUT_ENV: str(run_dir / timing.RECORD),
     })
     return out

@@ -72,11 +72,17 @@ def pids_started(r: dict[str, Any]) -> int:
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum of all hosts' probes: PIDs started, SSH connections, interpreter RSS list."""
+    """Sum of all hosts' probes: PIDs started, SSH connections, interpreter memory.
+
+    RSS: the median interpreter's peak. PSS: per interpreter, the hosts' peak sums over
+    the interpreters alive at those peaks (what one costs the machine among its peers).
+    """
     rss = sorted(kb for r in results for kb in r["interp_rss_kb"])
+    pss_n = sum(r.get("interp_pss_n", 0) for r in results)
     return {
         "host_pids": sum(pids_started(r) for r in results),
         "ssh_conns": sum(r["conns"] for r in results),
         "interpreters": len(rss),
         "interp_rss_kb": rss[len(rss) // 2] if rss else None,  # median
+        "interp_pss_kb": sum(r.get("interp_pss_kb", 0) for r in results) / pss_n if pss_n else None,
     }

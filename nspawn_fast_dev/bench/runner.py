@@ -12,6 +12,7 @@ end of the run, and their rusage is added when they are reaped.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from . import inventory, probe
+from . import inventory, probe, timing
 from .plan import CONFIGS, WORKLOADS, Case
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -156,6 +157,15 @@ def stop_probes(run: Run) -> dict[str, Any]:
     return probe.combine(results)
 
 
+def timed_parts(run: Run) -> dict[str, float | None]:
+    """The workload's timed parts from the timing callback's record (absent: all None)."""
+    try:
+        record = json.loads((run.dir / timing.RECORD).read_text())
+    except (OSError, ValueError):
+        record = {}
+    return timing.figures(record, WORKLOADS[run.case.workload], run.case.containers)
+
+
 def finish(run: Run, ctx: Context, keep: bool = False) -> dict[str, Any]:
     """Close the run; return its figures (raises RunFailed if the playbook failed)."""
     try:
@@ -176,6 +186,7 @@ def finish(run: Run, ctx: Context, keep: bool = False) -> dict[str, Any]:
         "cpu_s": run.cpu_user + run.cpu_sys + user + sys_,
         "load1": run.load1,
         **hosts,
+        **timed_parts(run),
     }
     if not keep:
         shutil.rmtree(run.dir, ignore_errors=True)

@@ -7,7 +7,11 @@ closes, then prints one JSON line:
   conns: sshd connection processes that appeared (children of an sshd listener, in the
       host or in a guest): SSH connections opened;
   interp_rss_kb: peak VmRSS of each mitogen interpreter (argv[0] "python3(mitogen:...)")
-      that ran inside a container (another mount namespace than the host's).
+      that ran inside a container (another mount namespace than the host's);
+  interp_pss_kb, interp_pss_n: the interpreters' summed PSS (/proc/PID/smaps_rollup) at
+      the poll where that sum peaked, and how many were alive then. PSS divides each shared
+      page among the processes mapping it, so the sum is what the interpreters together
+      cost the machine (RSS counts a page shared by 25 interpreters 25 times).
 Reading /proc starts no process, so the probe adds nothing to what it counts.
 """
 from __future__ import annotations
@@ -44,6 +48,18 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def pss_kb(smaps_rollup: str) -> int:
+    for line in smaps_rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def higher_peak(peak: tuple[int, int], values: list[int]) -> tuple[int, int]:
+    """(sum, count) of this poll's PSS values if their sum beats the peak so far."""
+    return (sum(values), len(values)) if sum(values) > peak[0] else peak
+
+
 def classify(comm: str, argv0: str, parent_comm: str, parent_kind: str,
              foreign_mnt: bool) -> str:
     """'listener', 'conn', 'interp' or '' for one process (pure, unit-tested)."""
@@ -63,6 +79,7 @@ class Sampler:
         self.own_mnt = os.readlink("/proc/self/ns/mnt")
         self.kind: dict[int, str] = {}
         self.rss: dict[int, int] = {}
+        self.pss_peak = (0, 0)
         self.conns = 0
         self.scan(counting=False)
 
@@ -84,9 +101,14 @@ class Sampler:
                 k = self.kind[pid] = self._classify(pid)
                 if counting and k == "conn":
                     self.conns += 1
+        pss = []
         for pid, k in self.kind.items():
             if k == "interp":
                 self.rss[pid] = max(self.rss.get(pid, 0), _rss_kb(pid))
+                kb = pss_kb(_read(f"/proc/{pid}/smaps_rollup") or "")
+                if kb:  # 0: gone
+                    pss.append(kb)
+        self.pss_peak = higher_peak(self.pss_peak, pss)
 
 
 def main() -> None:
@@ -102,7 +124,8 @@ def main() -> None:
     s.scan()
     pid_max = int((_read("/proc/sys/kernel/pid_max") or "4194304").strip())
     print(json.dumps({"pid_start": start, "pid_end": end, "pid_max": pid_max,
-                      "conns": s.conns, "interp_rss_kb": sorted(v for v in s.rss.values() if v)}),
+                      "conns": s.conns, "interp_rss_kb": sorted(v for v in s.rss.values() if v),
+                      "interp_pss_kb": s.pss_peak[0], "interp_pss_n": s.pss_peak[1]}),
           flush=True)
 
 

@@ -45,8 +45,8 @@ class Plan:
     @classmethod
     def load(cls, path: Path) -> Plan:
         d = json.loads(path.read_text())
-        cells = [Cell(c["workload"], c["containers"], c["forks"], tuple(c["configs"]))
-                 for c in d["cells"]]
+        cells = [Cell(c["workload"], c["containers"], c["forks"], tuple(c["configs"]),
+                      c.get("min_rounds", 1)) for c in d["cells"]]
         return cls(cells, d["rounds"], Path(d["lab_dir"]), Path(d["out_dir"]), d["label"],
                    d.get("not_run", []), path)
 

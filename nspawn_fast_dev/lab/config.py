@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_nspawn_fast.plugins import CONNECTION_DIR, STRATEGY_DIR, INVENTORY_DIR
+from ansible_nspawn_fast.plugins import CONNECTION_DIR, INVENTORY_DIR, MODULES_DIR, STRATEGY_DIR
 
 DEFAULT_LAB_DIR = Path("/var/lib/nspawn-fast/lab")
 DEFAULT_CACHE_DIR = Path("/var/cache/nspawn-fast/images")
@@ -20,16 +20,22 @@ CACHE_DIR_ENV = "NSPAWN_FAST_CACHE_DIR"
 MAX_HOSTS = 9
 MAX_GUESTS = 60
 
+# The lab's image, bound read-only into every host: a shared base for overlay machines that
+# playbooks create there (the fleet example).
+BASE_MOUNT = "/srv/nspawn-fast/base"
+
 # Where the not-running tree shows up inside host 1 (for `systemd-nspawn -D` mode).
 TREES_MOUNT = "/srv/nspawn-fast/trees"
 TREE_NAME = "buildroot"
 TREE_PATH = f"{TREES_MOUNT}/{TREE_NAME}"
 
 # Kinds of guest.  "normal" guests are the bulk; the others exist once, on host 1.
-# The hostile guest is one whose root the security tests play as an attacker.
-NORMAL, NOPY, USERNS, STOPPED, HOSTILE = "normal", "nopy", "userns", "stopped", "hostile"
+# The hostile guest is one whose root the security tests play as an attacker.  The pid2 guest
+# runs no systemd: nspawn's stub init is its PID 1 and a shell script its PID 2 (an application
+# container, `--as-pid2`).
+NORMAL, NOPY, USERNS, STOPPED, HOSTILE, PID2 = "normal", "nopy", "userns", "stopped", "hostile", "pid2"
 # Bumped whenever the set of guests of a lab changes: a running lab of another layout is rebuilt.
-LAYOUT = 2
+LAYOUT = 4
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ class Guest:
     @property
     def private_users(self) -> bool:
         return self.kind == USERNS
+
+    @property
+    def runs_systemd(self) -> bool:
+        """Whether its init is systemd (readiness: `systemctl is-system-running`)."""
+        return self.kind != PID2
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class LabConfig:
     connection_plugins: Path = CONNECTION_DIR
     strategy_plugins: Path = STRATEGY_DIR
     inventory_plugins: Path = INVENTORY_DIR
+    library: Path = MODULES_DIR  # the nspawn_machine module
 
     def __post_init__(self) -> None:
         # Validate here so a bad shape fails before anything is mounted.
@@ -130,7 +142,8 @@ class LabConfig:
             tree = None
             if i == 1:
                 guests += [Guest("h1-nopy", name, NOPY), Guest("h1-userns", name, USERNS),
-                           Guest("h1-stopped", name, STOPPED), Guest("h1-hostile", name, HOSTILE)]
+                           Guest("h1-stopped", name, STOPPED), Guest("h1-hostile", name, HOSTILE),
+                           Guest("h1-pid2", name, PID2)]
                 tree = "h1-tree"
             out.append(Host(i, name, self.host_port(i), tuple(guests), tree))
         return out

@@ -4,7 +4,8 @@ A guest's root is an overlay (shared image + its own upper dir) mounted under th
 host's machines dir before the host boots; the host sees the whole dir as
 /var/lib/machines (binds are recursive).  Booting is `machinectl start a b c ...` in
 the host (machined, systemd-nspawn@.service); readiness is `systemctl
-is-system-running --wait` inside each guest, awaited in parallel.
+is-system-running --wait` inside each guest, awaited in parallel (in the pid2 guest, which
+runs no systemd: its application script has written its start file).
 """
 from __future__ import annotations
 
@@ -15,21 +16,35 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import files
-from .config import NOPY, NORMAL, TREE_NAME, Guest, Host, LabConfig, host_dir
+from .config import NOPY, NORMAL, PID2, TREE_NAME, Guest, Host, LabConfig, host_dir
 from .mounts import mount_overlay
 from .runner import LabError
 
 GUEST_TIMEOUT = 180  # seconds for one guest to reach running; 50 guests boot in ~1 min
 
+# The pid2 guest's payload: PID 2 under nspawn's stub init, no systemd. The stub turns
+# `machinectl poweroff` into SIGTERM + SIGHUP for it; `sleep & wait` lets the trap run at once.
+APP_SCRIPT = "/usr/local/sbin/lab-app"
+APP_STARTED = "/run/lab-app.started"
+APP_SCRIPT_TEXT = f"""#!/bin/sh
+# The lab's application container (written by nspawn-fast lab): PID 2 under nspawn's stub init.
+trap 'exit 0' TERM HUP INT
+echo $$ > {APP_STARTED}
+while :; do sleep 1 & wait $!; done
+"""
+
 
 def nspawn_settings(guest: Guest) -> str:
-    """The per-guest .nspawn file in the host (overrides the unit's --network-veth -U).
+    """The per-guest .nspawn file in the host (overrides the unit's --boot --network-veth -U).
 
     The host lacks CAP_NET_ADMIN for veth, so guests share its network namespace.
     PrivateUsers=pick works nested here (see LAB-NOTES.md).
     """
     users = "pick" if guest.private_users else "no"
-    return f"[Exec]\nPrivateUsers={users}\n\n[Network]\nVirtualEthernet=no\n"
+    start = ""
+    if guest.kind == PID2:
+        start = f"Boot=no\nProcessTwo=yes\nParameters={APP_SCRIPT}\n"
+    return f"[Exec]\n{start}PrivateUsers={users}\n\n[Network]\nVirtualEthernet=no\n"
 
 
 def machines_dir(cfg: LabConfig, host: Host) -> Path:
@@ -57,6 +72,8 @@ def prepare(cfg: LabConfig, host: Host, guest: Guest, image: Path, pubkey: str) 
         # Whiteouts in the upper dir: the image keeps its python3.
         for p in (root / "usr" / "bin").glob("python3*"):
             p.unlink()
+    if guest.kind == PID2:
+        files.write(root, APP_SCRIPT, APP_SCRIPT_TEXT, 0o755)
 
 
 def prepare_tree(cfg: LabConfig, host: Host, image: Path) -> Path:
@@ -69,9 +86,12 @@ def prepare_tree(cfg: LabConfig, host: Host, image: Path) -> Path:
     return root
 
 
-def _wait_script(to_start: list[str], to_stop: list[str], timeout: int) -> str:
-    """Shell run in the host: start guests, then await each one in parallel."""
+def _wait_script(to_start: list[str], to_stop: list[str], timeout: int,
+                 apps: tuple[str, ...] = ()) -> str:
+    """Shell run in the host: start guests, then await each one in parallel (`apps`: guests
+    without systemd, ready once their application wrote its start file)."""
     start = " ".join(shlex.quote(g) for g in to_start)
+    app_names = " ".join(shlex.quote(g) for g in apps)
     lines = ["set -u"]
     if to_start:
         lines.append(f"machinectl start {start} || echo 'STARTFAILED'")
@@ -87,8 +107,12 @@ wait_one() {{
       u=""
       # Join the user namespace only when it is not ours (private-users guest).
       [ "$(readlink /proc/$l/ns/user)" != "$(readlink /proc/self/ns/user)" ] && u=-U
-      s=$(timeout 60 nsenter -t "$l" -m -u -i -n -p $u -- \
-          systemctl is-system-running --wait 2>/dev/null || true)
+      case " {app_names} " in
+        *" $g "*) s=$(timeout 10 nsenter -t "$l" -m -u -i -n -p $u -- \
+            sh -c 'test -s {APP_STARTED} && echo running' 2>/dev/null || true) ;;
+        *) s=$(timeout 60 nsenter -t "$l" -m -u -i -n -p $u -- \
+            systemctl is-system-running --wait 2>/dev/null || true) ;;
+      esac
       case "$s" in running|degraded) echo "READY $g $s $l"; return 0;; esac
     fi
     sleep 0.3
@@ -106,7 +130,8 @@ def start_and_wait(ssh_argv: list[str], host: Host, report: Callable[[str], None
     """Boot the host's guests and wait until each runs; returns {guest: state}."""
     to_start = [g.name for g in host.guests if g.started]
     to_stop = [g.name for g in host.guests if not g.started]
-    script = _wait_script(to_start, to_stop, timeout)
+    apps = tuple(g.name for g in host.guests if g.started and not g.runs_systemd)
+    script = _wait_script(to_start, to_stop, timeout, apps)
     proc = subprocess.Popen([*ssh_argv, "sh", "-s"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # stderr is drained by a thread so a chatty machinectl cannot block the pipe.

@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import files, guests, procs
-from .config import TREES_MOUNT, Host, LabConfig, host_dir
+from . import files, guests, image, procs
+from .config import BASE_MOUNT, TREES_MOUNT, Host, LabConfig, host_dir
 from .mounts import mount_overlay
 from .runner import LabError, progress, run
 
@@ -51,7 +51,10 @@ def nspawn_argv(cfg: LabConfig, host: Host) -> list[str]:
     argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "-b",
             "-D", str(host.root(cfg.lab_dir)), f"--machine={host.name}",
             "--console=read-only",  # passive: nobody drains the pty, a full buffer blocks systemd
-            f"--bind={guests.machines_dir(cfg, host)}:/var/lib/machines"]
+            f"--bind={guests.machines_dir(cfg, host)}:/var/lib/machines",
+            # the image as a read-only base for overlay machines made in the host (not the
+            # lab's guests: theirs are mounted outside)
+            f"--bind-ro={image.rootfs(cfg.cache_dir)}:{BASE_MOUNT}"]
     if host.tree:
         argv.append(f"--bind={guests.trees_dir(cfg, host)}:{TREES_MOUNT}")
     return argv

@@ -11,12 +11,13 @@ from typing import Any
 
 import yaml
 
-from .config import HOSTILE, NOPY, NORMAL, STOPPED, TREE_PATH, USERNS, Host, LabConfig
+from .config import BASE_MOUNT, HOSTILE, NOPY, NORMAL, PID2, STOPPED, TREE_PATH, USERNS, Host, LabConfig
 
 LOOPBACK = "127.0.0.1"
 
 # Special guest kind -> inventory group.
-SPECIAL_GROUPS = {NOPY: "nopython", USERNS: "userns", STOPPED: "stopped", HOSTILE: "hostile"}
+SPECIAL_GROUPS = {NOPY: "nopython", USERNS: "userns", STOPPED: "stopped", HOSTILE: "hostile",
+                  PID2: "pid2"}
 
 
 def _via(host: Host) -> dict[str, Any]:
@@ -66,6 +67,7 @@ inventory = {cfg.inventory_file}
 connection_plugins = {cfg.connection_plugins}
 strategy_plugins = {cfg.strategy_plugins}
 inventory_plugins = {cfg.inventory_plugins}
+library = {cfg.library}
 forks = 10
 interpreter_python = /usr/bin/python3
 host_key_checking = True
@@ -89,6 +91,7 @@ def lab_description(cfg: LabConfig, image: str = "") -> dict[str, Any]:
         "known_hosts": str(cfg.known_hosts),
         "inventory": str(cfg.inventory_file),
         "ansible_cfg": str(cfg.ansible_cfg),
+        "base": BASE_MOUNT,  # the image, read-only in every host
         "hosts": [{
             "name": h.name,
             "port": h.port,

@@ -1,9 +1,10 @@
-"""What ships where: the plugin files in the package, the checkout's shims, the collection
-built from the same files, and a runtime that never needs the development package."""
+"""What ships where: the plugin files in the package, the checkout's shims, and a runtime (and
+its unit tests) that never needs the development package. The collection: dev/test_collection.py."""
 from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import subprocess
 import sys
 import tomllib
@@ -15,8 +16,9 @@ from ansible.errors import AnsibleError
 
 import ansible_nspawn_fast
 from ansible_nspawn_fast import cli, plugins
-from nspawn_fast_dev import CHECKOUT, collection
 
+# The checkout these tests run in (tests/unit/ is two levels below it).
+CHECKOUT = Path(__file__).resolve().parents[2]
 PLUGIN_FILES = {"connection": ["nspawn.py"], "strategy": ["nspawn_free.py", "nspawn_linear.py"]}
 
 
@@ -36,7 +38,8 @@ def test_every_plugin_documents_itself_under_its_file_name():
             docs = next(n.value.value for n in ast.parse(f.read_text()).body
                         if isinstance(n, ast.Assign) and n.targets[0].id == "DOCUMENTATION")
             doc = yaml.safe_load(docs)
-            assert doc["name"] == f.stem and doc["short_description"], f
+            name = doc["module"] if f.parent.name == "modules" else doc["name"]
+            assert name == f.stem and doc["short_description"], f
 
 
 def test_ansible_cfg_names_this_installs_plugin_dirs_and_the_collection(capsys):
@@ -44,6 +47,7 @@ def test_ansible_cfg_names_this_installs_plugin_dirs_and_the_collection(capsys):
     text = capsys.readouterr().out
     assert f"connection_plugins = {plugins.CONNECTION_DIR}\n" in text
     assert f"strategy_plugins = {plugins.STRATEGY_DIR}\n" in text
+    assert f"library = {plugins.MODULES_DIR}\n" in text and "modules_plugins" not in text
     assert "\nstrategy = nspawn_linear\n" in text
     assert "ansible_connection: nspawn_fast.nspawn.nspawn" in text
     assert "strategy = nspawn_fast.nspawn.nspawn_linear" in text
@@ -92,23 +96,23 @@ def test_the_runtime_imports_no_development_code():
     assert cp.returncode == 0, cp.stderr
 
 
-def test_collection_is_the_package_files_with_metadata(tmp_path):
-    version = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["version"]
-    assert collection.version() == version
-    tree = collection.stage(tmp_path)
-    assert tree == tmp_path / "ansible_collections" / "nspawn_fast" / "nspawn"
-    assert plugins.COLLECTION == "nspawn_fast.nspawn"
-    for kind, names in PLUGIN_FILES.items():
-        assert sorted(p.name for p in (tree / "plugins" / kind).iterdir()) == names
-        for name in names:
-            assert (tree / "plugins" / kind / name).read_bytes() == (plugins.HERE / kind / name).read_bytes()
-    assert (tree / "LICENSE").read_bytes() == (CHECKOUT / "LICENSE").read_bytes()
-    assert yaml.safe_load((tree / "meta" / "runtime.yml").read_text()) == {"requires_ansible": ">=2.17"}
-    galaxy = yaml.safe_load((tree / "galaxy.yml").read_text())
-    assert (galaxy["namespace"], galaxy["name"], galaxy["license"]) == ("nspawn_fast", "nspawn", ["GPL-3.0-or-later"])
-
-
 def test_the_license_is_gpl3_or_later():
     project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "GPL-3.0-or-later"
     assert "GNU GENERAL PUBLIC LICENSE\n                       Version 3" in (CHECKOUT / "LICENSE").read_text()
+
+
+def test_the_runtime_unit_tests_run_without_development_code(request, tmp_path):
+    """tests/unit without dev/ passes where nspawn_fast_dev and matplotlib cannot be imported
+    and no lab exists: what a checkout-less user of the wheel can run."""
+    me = request.node.nodeid  # not run again in there
+    run = ("import sys\n"
+           "for name in ('nspawn_fast_dev', 'matplotlib'): sys.modules[name] = None  # import fails\n"
+           "import pytest\n"
+           f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/unit', '--ignore=tests/unit/dev', "
+           f"'--deselect', {me!r}]))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NSPAWN_FAST_", "PYTEST_"))}
+    env["NSPAWN_FAST_LAB_DIR"] = str(tmp_path / "no-lab")
+    cp = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, cwd=CHECKOUT, env=env,
+                        timeout=600)
+    assert cp.returncode == 0, cp.stdout[-4000:] + cp.stderr[-2000:]

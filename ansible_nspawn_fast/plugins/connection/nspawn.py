@@ -179,8 +179,20 @@ options:
       - name: ansible_private_key_passphrase
       - name: ansible_ssh_private_key_passphrase
   host_key_checking:
-    description: As for ansible.builtin.ssh.
+    description:
+      - As for ansible.builtin.ssh, with its default and settings.
+      - Under the nspawn_linear and nspawn_free strategies the SSH connection is mitogen's, which
+        reads this option here; false makes it ignore known_hosts files altogether.
     type: boolean
+    default: true
+    ini:
+      - section: defaults
+        key: host_key_checking
+      - section: ssh_connection
+        key: host_key_checking
+    env:
+      - name: ANSIBLE_HOST_KEY_CHECKING
+      - name: ANSIBLE_SSH_HOST_KEY_CHECKING
     vars:
       - name: ansible_host_key_checking
       - name: ansible_ssh_host_key_checking

@@ -1,0 +1,1 @@
+../../../../ansible_mitogen/plugins/action/mitogen_get_stack.py

@@ -1,0 +1,2 @@
+def path():
+    return 'ansible/lib/module_utils/externalpkg/extmod.py'

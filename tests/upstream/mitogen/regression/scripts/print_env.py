@@ -1,0 +1,6 @@
+#!/usr/bin/env python
+
+import os
+import pprint
+
+pprint.pprint(dict(os.environ))
