@@ -131,12 +131,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
                    why="`get async status with custom dir using newer format` asks once (no until loop) for a "
                        "fire-and-forget `echo moo`: whether the job has finished (changed) or not yet (ok) "
                        "depends on how fast the task before it ran"),
-    ), ci=True),
+    )),
     Target("async_fail", "ansible-core", (_role_step("async_fail"),), ci=True),
     Target("async_extra_data", "ansible-core", (
         Step("runme", (_core("async_extra_data/test_async.yml"), "-v"), env=(("ANSIBLE_DEBUG", "0"),),
              output_has="junk after the JSON data: junk_after_module_output"),
-    )),
+    ), ci=True),
     Target("become_su", "ansible-core", (_role_step("become_su", gather_facts=False),), ci=True, reset=True),
     Target("become_sudo", "ansible-core", (_role_step("become_sudo", gather_facts=False),), ci=True, reset=True),
     Target("old_style_modules_posix", "ansible-core", (_role_step("old_style_modules_posix"),)),
