@@ -17,7 +17,7 @@ post-validates it in place), the Host (a worker empties its vars before sending 
 and the DataLoader's list of temp files (a worker removes all of them when it ends).
 
 All threads use one connection of this process to the multiplexer, opened on first use and
-kept until the process exits (`SharedWorkerModel`); ansible_mitogen's per-worker model, which
+kept until the strategy ends (`SharedWorkerModel`); ansible_mitogen's per-worker model, which
 tears its connection down after every task, is still used by forked workers.
 
 Everything else takes a forked worker as before (`fork_reason` says why, at -vvv): other
@@ -336,4 +336,9 @@ def install() -> t.Callable[[], None]:
     def undo() -> None:
         ansible.plugins.strategy.WorkerProcess = WorkerProcess
         forget_lookups()
+        # Closed with the strategy (the next play opens it again): its broker thread, when
+        # the main thread started it (meta: reset_connection), is not a daemon, and Python
+        # waits for such threads before it runs atexit handlers.
+        if _shared_model is not None:
+            _shared_model.shutdown()
     return undo

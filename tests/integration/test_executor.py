@@ -142,3 +142,13 @@ def test_the_environment_switch_forks_every_task(lab, tmp_path):
                        f"target={host['guests'][0]} host={host['name']}", env=env)
     assert proc.returncode == 0, proc.output[-6000:]
     assert set().union(*workers(log).values()) == {"MainThread"}
+
+
+@pytest.mark.parametrize("strategy", ["nspawn_linear", "nspawn_free"])
+def test_a_play_that_only_resets_the_connection_ends(lab, strategy):
+    # The main thread then opens the multiplexer connection; its broker thread is no daemon,
+    # and ansible-playbook used to wait for it for ever at exit.
+    proc = run_ansible(lab, str(SEMANTICS / "reset_first.yml"), "-e",
+                       f"target={lab['hosts'][0]['guests'][0]}",
+                       env={"ANSIBLE_STRATEGY": strategy}, timeout=120)
+    assert proc.returncode == 0, proc.output[-3000:]
