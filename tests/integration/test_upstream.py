@@ -7,9 +7,9 @@ target must end as upstream expects (its steps' exit codes, its output checks); 
 other strategy each step must end exactly as it did under stock linear with the same
 pipelining setting: the same exit code and the same PLAY RECAP.
 
-`./run test tests/integration/test_upstream.py` runs a reduced set (targets marked `ci`, pipelining on, linear and nspawn_linear,
-plus nspawn_free for one target; about 3 minutes); NSPAWN_FAST_UPSTREAM=full (`tox -e upstream`) runs every
-target x strategy x pipelining.
+`./run test tests/integration/test_upstream.py` runs a reduced set (targets marked `ci`,
+pipelining on, linear and nspawn_linear, plus nspawn_free for one target; about 3 minutes);
+NSPAWN_FAST_UPSTREAM=full (`tox -e upstream`) runs every target x strategy x pipelining.
 """
 from __future__ import annotations
 
