@@ -289,6 +289,8 @@ def fork_reason(host: t.Any, task: t.Any, task_vars: dict[str, t.Any]) -> str | 
         return "async"
     if task.debugger or C.ENABLE_TASK_DEBUGGER:
         return "task debugger"
+    if task.timeout:  # TaskExecutor arms SIGALRM for it: main thread only
+        return "timeout"
     action = task.action
     for prefix in _BUILTIN:
         if action.startswith(prefix):

@@ -41,6 +41,7 @@ def test_thread_safe_actions_and_plain_modules_take_a_thread(action):
     ({"delegate_to": "elsewhere"}, "delegate_to"),
     ({"async_val": 30}, "async"),
     ({"debugger": "on_failed"}, "task debugger"),
+    ({"timeout": 5}, "timeout"),
     ({"action": {"module": "ansible.builtin.script", "_raw_params": "x.sh"}}, "action plugin ansible.builtin.script"),
     ({"action": {"module": "ansible.builtin.pause"}}, "action plugin ansible.builtin.pause"),
 ])
