@@ -154,9 +154,13 @@ class Connection(ansible_mitogen.connection.Connection):
                 raise ansible.errors.AnsibleModuleError(res["msg"])
             raise ansible.errors.AnsibleConnectionFailure(f"cannot reach {target.where}: {res['msg']}")
         self._stack = res["stack"]
-        self.context = res["context"]
-        self.login_context = res["via"] if self.become else self.context
-        self.init_child_result = res["init_child_result"]
+        self._use_interpreter(res)
+
+    def _use_interpreter(self, answer: dict[str, t.Any]) -> None:
+        """This task's calls go to the interpreter in ContextService's (or NspawnService's) answer."""
+        self.context = answer["context"]
+        self.login_context = answer["via"] if self.become else self.context
+        self.init_child_result = answer["init_child_result"]
         self.chain = _CallChain(self, self.context, pipelined=True)
 
     def _connect_again(self) -> bool:
@@ -164,15 +168,10 @@ class Connection(ansible_mitogen.connection.Connection):
         before each item, and the task's leader and readiness were checked for its first
         one. Take the same interpreter back from the multiplexer (no round trip to the host);
         if it is gone, the full lookup decides (False)."""
-        dct = mitogen.service.call(call_context=self.binding.get_service_context(),
-                                   service_name="ansible_mitogen.services.ContextService",
-                                   method_name="get", stack=_cast(list(self._stack or ())))
-        if dct["msg"] or dct["context"] is None:
+        try:
+            self._use_interpreter(self._service_get(self._stack or []))
+        except ansible.errors.AnsibleConnectionFailure:
             return False
-        self.context = dct["context"]
-        self.login_context = dct["via"] if self.become else self.context
-        self.init_child_result = dct["init_child_result"]
-        self.chain = _CallChain(self, self.context, pipelined=True)
         return True
 
     _stack: list[dict[str, t.Any]] | None = None

@@ -147,10 +147,9 @@ _original_get_worker_model = ansible_mitogen.process.get_worker_model
 
 def get_worker_model() -> t.Any:
     """ansible_mitogen's get_worker_model(), with the shared model inside ansible-playbook."""
-    model = _original_get_worker_model()
     if _shared_model is not None and in_controller():
         return _shared_model
-    return model
+    return _original_get_worker_model()
 
 
 def _after_fork_in_child() -> None:
