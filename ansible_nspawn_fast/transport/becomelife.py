@@ -5,8 +5,8 @@ task. ansible_mitogen keeps a become interpreter for later tasks, so that user k
 for the rest of the run, and a later task that removes the user fails (`userdel: user tmptest
 is currently used by process N`). Ending it with every task would give each become task a new
 interpreter (20 tasks as another user, measured on the lab: 3.0 s -> 7.0 s, slower than stock
-linear's 4.7 s). So it lives as long as the container's tasks keep running as that user, and
-ends before the first task that does not: before a task runs as root, as another user, or
+linear; docs/semantics.md). So it lives as long as the container's tasks keep running as that
+user, and ends before the first task that does not: before a task runs as root, as another user, or
 through the per-command path (semantics.py asks for that with a get() without become hops).
 A become interpreter that another task is using at that moment (two inventory names for one
 container) is left to the next switch.

@@ -9,7 +9,8 @@ only place they are adapted:
   is the controller (`ansible_connection: local`, this interpreter);
 - the configuration: the lab's (plugin paths, `interpreter_python`, SSH control path), plus the
   library/action/module_utils/filter paths and `gathering = explicit` of Mitogen's own ansible.cfg
-  for its playbooks, and `roles_path` = the vendored targets, as ansible-test sets it;
+  for its playbooks, and `roles_path` = a copy of the vendored targets, as ansible-test sets it
+  (it runs them from a copy too);
 - the steps of each runme.sh, written out below (output directories under a temporary
   directory instead of ansible-test's);
 - Mitogen's runner sets `is_mitogen` from the strategy's name; here it is false under every
@@ -27,6 +28,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,7 +87,9 @@ def _mitogen_step(label: str, playbooks: Iterable[str], **kwargs: Any) -> Step:
 
 
 def _core(name: str) -> str:
-    return str(CORE_TARGETS / name)
+    """A file of an ansible-core target, in the run's own copy of the targets (as ansible-test
+    runs them from a copy: some write next to themselves, fetch's injection test does)."""
+    return "{targets}/" + name
 
 
 FETCH_OUT = "output_dir={workdir}/fetch-output"
@@ -376,7 +380,7 @@ def write_config(lab: dict[str, Any], workdir: Path, suite: str, checkout: Path 
     if checkout is not None:
         plugins = checkout / "ansible_nspawn_fast" / "plugins"
         defaults.update(connection_plugins=str(plugins / "connection"), strategy_plugins=str(plugins / "strategy"))
-    defaults.update(retry_files_enabled="False", roles_path=str(CORE_TARGETS), host_key_checking="True")
+    defaults.update(retry_files_enabled="False", roles_path=str(workdir / "targets"), host_key_checking="True")
     if suite == "mitogen":  # from Mitogen's tests/ansible/ansible.cfg
         lib = MITOGEN / "lib"
         defaults.update(library=str(lib / "modules"), action_plugins=str(lib / "action"),
@@ -418,7 +422,8 @@ def run_step(lab: dict[str, Any], target: Target, step: Step, strategy: str, pip
     env.update({k: v for k, v in step.env if not k.startswith("NF_")})
     if checkout is not None:  # another copy of this project's code (the table's "before")
         env["PYTHONPATH"] = str(checkout)
-    args = [a.replace("{workdir}", str(workdir)) for a in step.args]
+    args = [a.replace("{workdir}", str(workdir)).replace("{targets}", str(workdir / "targets"))
+            for a in step.args]
     if target.suite == "mitogen":
         env["I_WAS_PRESERVED"] = "1"  # Mitogen's run_ansible_playbook.py; become_flags.yml reads it
         args += ["-e", json.dumps({"is_mitogen": False, "is_macos_controller": False,
@@ -444,6 +449,8 @@ def run_step(lab: dict[str, Any], target: Target, step: Step, strategy: str, pip
 def run_target(lab: dict[str, Any], target: Target, strategy: str, pipelining: bool,
                workdir: Path, checkout: Path | None = None) -> TargetResult:
     workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / "targets").exists():
+        shutil.copytree(CORE_TARGETS, workdir / "targets", symlinks=True)
     if target.reset:
         reset = run_step(lab, target, Step("reset", (str(SETUP / "reset.yml"),)), "linear", True, workdir, checkout)
         if not reset.as_expected():
