@@ -216,14 +216,31 @@ run_inside() {
     read -r me _ </proc/self/stat # this subshell's own PID ($$ is the helper's)
     joined=''
     set -f # cgroup paths are named inside the container: no globbing, split at newlines only
-    IFS='
+    join_cgroups() {
+      IFS='
 '
-    for dir in $CGROUPS; do
-      echo "$me" >"$dir/cgroup.procs" 2>/dev/null && joined=1
-    done
-    IFS=' 	
+      for dir in $CGROUPS; do
+        echo "$me" >"$dir/cgroup.procs" 2>/dev/null && joined=1
+      done
+      IFS=' 	
 '
-    [ -n "$joined" ] || die cgroup "cannot join the cgroup of $unit: refusing to run outside it"
+    }
+    join_cgroups
+    if [ -z "$joined" ]; then
+      # A leader that exited since it was checked (a reboot or stop under way) took its cgroup
+      # with it: the command did not start, as when systemd in it is stopping (the first
+      # command of a task waits for the next instance). A live one may have moved within its
+      # unit: its cgroups are read once more.
+      if verified "$pid" "$unit" && [ "$ST" = "${start:-$ST}" ]; then
+        join_cgroups
+        [ -n "$joined" ] || die cgroup "cannot join the cgroup of $unit: refusing to run outside it"
+      elif [ "${RN:--}" != - ]; then
+        printf '\nNSPAWN-FAST-NOT-READY %s\n' "${RN%+}" >&2
+        exit 1
+      else
+        die leader-changed "the container's leader process $pid is gone: the container stopped or restarted"
+      fi
+    fi
     # shellcheck disable=SC2086 # TIMEOUT and FLAGS are lists of words
     exec ${TIMEOUT:-} env -i ${TERM:+"TERM=$TERM"} "$NSENTER" -t "$pid" $FLAGS -r -w -F -- \
       /bin/sh -c "$INNER" sh "$path" "${RN:--}" "$@"

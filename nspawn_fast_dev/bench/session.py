@@ -6,6 +6,7 @@ and failed cases are appended next to it for the report.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from .plan import Case, Cell, smoke_cells
 
 PLAN_ENV = "NSPAWN_FAST_BENCH_PLAN"
 DEFAULT_LAB_DIR = Path("/var/lib/nspawn-fast/bench-lab")
-HOST_PORT_BASE = 2401
-GUEST_PORT_BASE = 2501
+# A second bench lab (another --lab-dir) needs other ports: the same variables as the tests' labs.
+HOST_PORT_BASE = int(os.environ.get("NSPAWN_FAST_BENCH_HOST_PORT_BASE", "2401"))
+GUEST_PORT_BASE = int(os.environ.get("NSPAWN_FAST_BENCH_GUEST_PORT_BASE", "2501"))
 
 
 @dataclass
