@@ -27,6 +27,26 @@ from .host import HostShell, LocalHost, SshHost
 from .target import NspawnTarget, target_from_options
 
 display = Display()
+# The SSH hop's plugin, by the name it is asked for in every task's worker.
+SSH_HOP = "ansible.builtin.ssh"
+
+
+def _warm_for_workers() -> None:
+    """Work every task's worker would repeat, done once where this module is first imported.
+
+    ansible-playbook imports the connection plugins in its own process before it forks a
+    worker per task; what is loaded here is inherited: the ssh plugin's option definitions
+    (a YAML parse of its documentation, about 30 ms a task otherwise, as ansible-playbook's
+    own preload knows it only as "ssh") and helper.sh's text and digest.
+    """
+    try:
+        connection_loader.get(SSH_HOP, class_only=True)
+    except Exception:  # noqa: BLE001 - only a head start: the worker loads it as before
+        pass
+    enter.helper_digest()
+
+
+_warm_for_workers()
 
 
 # The next steps of the helper's errors in an inventory's words (errors.HELPER_FAILURES).
@@ -81,6 +101,9 @@ class Connection(ConnectionBase):
         # lookup skips the host's readiness cache (after such an answer).
         self._rnonce = secrets.token_hex(8)
         self._fresh = False
+        # Whether this task's commands go through the helper's installer (the host had no
+        # installed copy of this version of it: enter.via_installed_helper).
+        self._install_helper = False
 
     # -- options: ours are declared in the shim's DOCUMENTATION; the SSH hop
     # -- resolves its own from the same variables, as a stock ssh host would.
@@ -106,7 +129,7 @@ class Connection(ConnectionBase):
             self._target = target_from_options(self.get_option)
         except NspawnError as err:
             raise to_ansible_error(err) from None
-        hop_name = "ansible.builtin.local" if self._target.local else "ansible.builtin.ssh"
+        hop_name = "ansible.builtin.local" if self._target.local else SSH_HOP
         hop = connection_loader.get(hop_name, self._play_context, "/dev/null", shell=self._shell)
         task_keys, var_options, direct = self._option_sources
         hop.set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -142,19 +165,28 @@ class Connection(ConnectionBase):
         task's later commands name that leader (`cmd`), which the helper re-verifies.
         """
         if self.target.is_directory:
-            return shlex.join(enter.inside_argv(self.target, None, argv))
-        if self._restarted is not None:
+            words = enter.inside_argv(self.target, None, argv)
+        elif self._restarted is not None:
             raise to_ansible_error(self._restarted)
-        if self._leader is None:
-            return shlex.join(enter.run_argv(self.target, self._fresh, self._rnonce, argv))
-        return shlex.join(enter.cmd_argv(self.target, self._leader, self._rnonce, argv))
+        elif self._leader is None:
+            words = enter.run_argv(self.target, self._fresh, self._rnonce, argv)
+        else:
+            words = enter.cmd_argv(self.target, self._leader, self._rnonce, argv)
+        return shlex.join(enter.via_installed_helper(words, install=self._install_helper))
 
     def _settle(self, rc: int, out: bytes, err: bytes) -> tuple[bytes, bytes, bool]:
         """After a helper call: (stdout, stderr) without our records, and whether to run it again.
 
         Raises the helper's own errors. A first command whose container said it is booting or
-        shutting down did not run: it is run again once, with the full readiness wait.
+        shutting down did not run: it is run again once, with the full readiness wait. A host
+        without the installed helper ran nothing either: the command goes again, through the
+        installer.
         """
+        found = enter.parse_helper_error(rc, out, err)
+        if found is not None and found[0] == enter.NO_HELPER and not self._install_helper:
+            display.vvv(f"NSPAWN: installing the helper on {self.target.host}", host=self._display_host())
+            self._install_helper = True
+            return out, err, True
         self._check(rc, out, err)
         if self.target.is_directory:
             self._check_tree(rc, out + err)  # with a tty (ssh -tt) both streams are merged

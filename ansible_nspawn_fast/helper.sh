@@ -136,6 +136,7 @@ shutdown_pending() {
       SigPnd: | ShdPnd:)
         case $v in '' | *[!0-9a-fA-F]*) continue ;; esac
         [ $((0x$v & SHUTDOWN_SIGNALS)) -ne 0 ] && return 0
+        [ "$k" = ShdPnd: ] && return 1 # the kernel prints it after SigPnd: the rest is not read
         ;;
     esac
   done <"/proc/$1/status"
@@ -168,16 +169,18 @@ INNER='PATH=$1 HOME=/root USER=root LOGNAME=root SHELL=/bin/sh rn=$2
 shift 2
 # A booting or stopping systemd instance: the command is not run, and the controller, told so
 # with its nonce, waits for a booted instance ("-": no such check). Every command checks
-# /run/nologin; the first of a task ("NONCE+") asks systemd too (bounded where the container
-# has timeout(1)): right after a reboot request systemd stops units before it writes that file.
+# /run/nologin; the first of a task ("NONCE+") asks systemd too: right after a reboot request
+# systemd stops units before it writes that file. "running" is told by the exit status alone
+# (no second process to read the answer), degraded and maintenance by the answer; sd-bus bounds
+# each call (SYSTEMD_BUS_TIMEOUT, else its own 25 s).
 if [ "$rn" != - ] && [ -d /run/systemd/system ]; then
   ready=1
   [ -e /run/nologin ] && ready=""
   case $rn in
     *+)
-      t=""
-      command -v timeout >/dev/null 2>&1 && t="timeout 10"
-      [ -n "$ready" ] && case $($t systemctl is-system-running 2>/dev/null) in running|degraded|maintenance) ;; *) ready="" ;; esac ;;
+      if [ -n "$ready" ] && ! SYSTEMD_BUS_TIMEOUT=10 systemctl is-system-running >/dev/null 2>&1; then
+        case $(SYSTEMD_BUS_TIMEOUT=10 systemctl is-system-running 2>/dev/null) in degraded|maintenance) ;; *) ready="" ;; esac
+      fi ;;
   esac
   if [ -z "$ready" ]; then
     printf "\nNSPAWN-FAST-NOT-READY %s\n" "${rn%+}" >&2

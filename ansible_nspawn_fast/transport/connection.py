@@ -13,6 +13,7 @@ checked on the host, hostside.py) and the container's interpreter for that leade
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing as t
 
 import ansible.errors
@@ -28,7 +29,7 @@ from .. import enter
 from ..connection import Connection as PluginConnection
 from ..connection import helper_error, to_ansible_error, tree_error
 from ..target import NspawnTarget, target_from_options
-from . import hostside, inprocess, lifetime, plan, semantics
+from . import bulk, hostside, inprocess, lifetime, plan, semantics
 
 display = Display()
 _cast = ansible_mitogen.utils.unsafe.cast
@@ -248,19 +249,63 @@ class Connection(ansible_mitogen.connection.Connection):
         self._connect()
         if self._plain is not None:
             return self._plain.put_file(in_path, out_path)
+        try:
+            size = os.stat(in_path).st_size
+        except OSError:
+            size = 0  # ansible_mitogen's own put_file says what is wrong with it
+        if (channel := self._bulk_channel(size)) is not None:
+            display.vvv(f"NSPAWN: PUT {in_path} ({size} bytes) TO {out_path} over a bulk SSH session",
+                        host=self._target.container if self._target else None)
+            return channel.put(in_path, out_path)
         return super().put_file(in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         self._connect()
         if self._plain is not None:
             return self._plain.fetch_file(in_path, out_path)
+        if self._bulk_possible():  # then its size decides
+            try:
+                size = self.get_chain().call(os.path.getsize, _cast(in_path))
+            except mitogen.core.CallError:
+                size = 0  # missing or unreadable: ansible_mitogen's fetch_file reports it
+            if (channel := self._bulk_channel(size)) is not None:
+                display.vvv(f"NSPAWN: FETCH {in_path} ({size} bytes) TO {out_path} over a bulk "
+                            "SSH session", host=self._target.container if self._target else None)
+                return channel.fetch(in_path, out_path, size)
         return super().fetch_file(in_path, out_path)
+
+    _bulk: bulk.Channel | None = None
+    _bulk_refused: str | None = None
+
+    def _bulk_possible(self) -> bool:
+        """Whether large files of this task may take the bulk path (transport/bulk.py): not in
+        directory trees (one systemd-nspawn per tree), not a become user's files (written as
+        that user through its own interpreter), only at a leader this task found."""
+        target, hop = self._target, self._container_hop()
+        return (target is not None and not target.is_directory and self._leader_found is not None
+                and hop is not None and hop == len(self._stack or ()) - 1
+                and self._bulk_refused is None)
+
+    def _bulk_channel(self, size: int) -> bulk.Channel | None:
+        """The bulk session for a file of `size` bytes, or None: ansible_mitogen's transfer
+        (small files; see _bulk_possible; a password for SSH)."""
+        target = self._target
+        if size < bulk.BULK_MIN_BYTES or target is None or not self._bulk_possible():
+            return None
+        if self._bulk is None:
+            try:
+                self._bulk = bulk.Channel(target, self._leader_found, bulk.host_argv_builder(self, target))
+            except bulk.BulkUnavailable as e:
+                self._bulk_refused = str(e)
+                display.vvv(f"NSPAWN: large files go through mitogen: {e}", host=target.container)
+        return self._bulk
 
     def close(self) -> None:
         semantics.task_ended(self)  # and so does its per-command connection, if it had one
         if self._plain is not None:
             self._plain.close()
             self._plain = None
+        self._bulk = self._bulk_refused = None
         super().close()
 
     def _container_hop(self) -> int | None:

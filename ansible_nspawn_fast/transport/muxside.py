@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import typing as t
 
 import mitogen.core
@@ -22,13 +23,15 @@ import mitogen.service
 from .. import enter
 from ..enter import Leader
 from ..target import NspawnTarget
-from . import becomelife, containerside, hostside, plan, readiness
+from . import becomelife, codecache, containerside, hostside, plan, readiness
 
 LOG = logging.getLogger(__name__)
 CONTEXT_SERVICE = "ansible_mitogen.services.ContextService"
 HOST_SERVICE = "ansible_nspawn_fast.transport.hostside.HostService"
 # Seconds a lookup may take beyond the boot timeout (its own host-side steps are bounded too).
 LOOKUP_SLACK = 60
+# Set to 0 to keep a container's interpreter from caching the code it compiles (codecache.py).
+CODE_CACHE_ENV = "NSPAWN_FAST_CODE_CACHE"
 
 
 class NspawnService(mitogen.service.Service):
@@ -162,6 +165,10 @@ def connect_via_host_pool(router: t.Any, via: t.Any = None, **kwargs: t.Any) -> 
     context.via = via
     with router._write_lock:
         router._context_by_id[context.context_id] = context
+    if plan.is_container_hop(kwargs) and os.environ.get(CODE_CACHE_ENV, "1") != "0":
+        # Before ContextService's init_child, which imports most of what a task needs: the
+        # interpreter runs calls in order, so those imports already use the cache.
+        context.call_no_reply(codecache.install)
     return context
 
 

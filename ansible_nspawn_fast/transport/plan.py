@@ -58,6 +58,11 @@ def container_hop(target: NspawnTarget, leader: enter.Leader | None,
     }
 
 
+def is_container_hop(kwargs: dict[str, Any]) -> bool:
+    """A running container's hop, not a directory tree's (whose files are the operator's)."""
+    return str(kwargs.get("remote_name", "")).startswith("nspawn:")
+
+
 def remote_name(target: NspawnTarget) -> str:
     """The interpreter's process title suffix, python3(mitogen:NAME): mitogen refuses slashes."""
     if target.is_directory:

@@ -160,7 +160,8 @@ def test_the_helper_on_the_host_stays_out_of_the_containers_cgroup(lab, hostile,
                                  "ANSIBLE_STRATEGY": strategy},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Every helper shell running a command in the container, with the cgroup it is in.
-    probe = ("for p in $(pgrep -f 'nspawn-fas[t] .* exec |nspawn-fas[t] exec '); do "
+    # (inline as `sh -c HELPER nspawn-fast NONCE VERB`, or the host's installed copy)
+    probe = ("for p in $(pgrep -f 'nspawn-fas[t](/helper-[0-9a-f]+)? [0-9a-f]+ (exec|run|cmd) '); do "
              "printf '%s ' $p; grep -c " + shlex.quote(f"systemd-nspawn@{name}.service") + " /proc/$p/cgroup; done")
     try:
         deadline = time.monotonic() + 60
@@ -322,3 +323,20 @@ def test_the_hosts_readiness_cache_is_not_trusted_blindly(lab, hostile, entry):
         host_sh(lab, host, f"rm -f {cache}")
     assert proc.returncode == 0, proc.output[-3000:]
     assert re.search(rf"^{name} \| CHANGED \| rc=0 >>\n{name}\s*$", proc.output, re.M), proc.output[-2000:]
+
+
+def test_a_forged_installed_helper_is_never_run(lab, hostile):
+    """The host's copy of the helper (the plugin's commands name it instead of carrying its
+    text) is run only as root's own file: one planted by another user is replaced by the
+    helper the controller sends, never run."""
+    host, name = hostile
+    installed = f"{enter.HELPER_DIR}/helper-{enter.helper_digest()}"
+    pwned = "/tmp/nspawn-fast-forged-helper-ran"
+    host_sh(lab, host, f"rm -f {pwned} {installed} && mkdir -p -m 0700 {enter.HELPER_DIR} && "
+                       f"printf '#!/bin/sh\\ntouch {pwned}\\n' > {installed} && chown 65534 {installed}")
+    proc = adhoc(lab, name, "ansible.builtin.raw", "hostname", "linear")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert re.search(rf"^{name} \| CHANGED \| rc=0 >>\n{name}\s*$", proc.output, re.M), proc.output[-2000:]
+    after = host_sh(lab, host, f"ls {pwned} 2>&1; stat -c '%u %a' {installed}; sha256sum < {installed}").stdout
+    assert "No such file" in after, after
+    assert f"0 600\n{enter.helper_digest()}  -" in after, after

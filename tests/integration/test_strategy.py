@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import host_sh
+from conftest import guest_sh, host_sh
 from test_connection import BIN, recap, run_ansible
 
 # Tasks that start no process of their own inside the container (command or stat would).
@@ -128,3 +128,34 @@ def test_task_workers_may_use_every_cpu_on_small_machines(lab, strategy, tmp_pat
     ours = len(os.sched_getaffinity(0))
     expected = ours if (os.cpu_count() or 1) < 4 else 1  # mitogen's own placement from 4 CPUs
     assert f"nproc={expected}" in proc.output, proc.output[-3000:]
+
+
+CODE_CACHE = "/var/cache/ansible-nspawn-fast/code"
+
+
+def test_a_containers_interpreter_keeps_the_code_it_compiled(lab, tmp_path):
+    """The first run fills the container's code cache (root's, 0700); the next run reads it
+    (it compiles nothing, so it writes nothing); NSPAWN_FAST_CODE_CACHE=0 leaves no cache."""
+    host = lab["hosts"][0]
+    guest = host["guests"][1]
+    play = write_play(tmp_path / "ping.yml", guest, 1)
+    env = {"ANSIBLE_STRATEGY": "nspawn_linear"}
+    guest_sh(lab, host, guest, f"rm -rf {CODE_CACHE}")
+
+    def entries() -> list[str]:
+        out = guest_sh(lab, host, guest, f"stat -c '%U %a' {CODE_CACHE} && ls -l --time-style=+%s.%N {CODE_CACHE}")
+        lines = out.stdout.splitlines()
+        assert lines[0] == "root 700"
+        return sorted(line for line in lines[2:] if line)
+
+    proc = run_ansible(lab, str(play), env={**env, "NSPAWN_FAST_CODE_CACHE": "0"})
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert guest_sh(lab, host, guest, f"test -e {CODE_CACHE}", check=False).returncode == 1
+
+    proc = run_ansible(lab, str(play), env=env)
+    assert proc.returncode == 0, proc.output[-4000:]
+    first = entries()
+    assert len(first) > 20  # mitogen, ansible_mitogen and module_utils modules
+    proc = run_ansible(lab, str(play), env=env)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert entries() == first  # every module came from the cache: nothing rewritten

@@ -25,11 +25,13 @@ class FakeHost:
     def __init__(self, *answers: tuple[int, bytes, bytes]) -> None:
         self.answers = list(answers)
         self.calls: list[list[str]] = []
+        self.commands: list[list[str]] = []
         self.stdin: list[bytes] = []
 
     def _answer(self, command: str) -> tuple[int, bytes, bytes]:
         words = shlex.split(command)
-        self.calls.append(words[words.index("nspawn-fast") + 2:])  # from the verb on
+        self.calls.append(words[words.index(enter.RUN_NONCE) + 1:])  # from the verb on
+        self.commands.append(words)
         return self.answers.pop(0)
 
     def run(self, command: str, in_data: bytes | None = None, sudoable: bool = True):
@@ -148,3 +150,43 @@ def test_a_tree_reports_systemd_nspawns_own_failure_as_unreachable():
         conn.exec_command("true")
     ok = connection(FakeHost((1, b"", enter.TREE_STARTED + b"\nfalse said no\n")), tree)
     assert ok.exec_command("false") == (1, b"", b"false said no\n")
+
+
+NO_HELPER = (211, b"", f"\nNSPAWN-FAST-ERROR {enter.RUN_NONCE} no-helper not installed\n".encode())
+
+
+def test_commands_name_the_hosts_installed_helper_instead_of_carrying_it():
+    host = FakeHost((0, b"one\n", RECORD), (0, b"two\n", b""))
+    conn = connection(host)
+    conn.exec_command("echo one")
+    conn.exec_command("echo two")
+    for words in host.commands:
+        assert enter.host_helper() not in words
+        assert len(shlex.join(words)) < 1500
+        assert words[words.index("nspawn-fast") + 1:][:2] == [enter.HELPER_DIR, enter.helper_digest()]
+
+
+def test_a_host_without_the_installed_helper_gets_the_command_again_through_the_installer():
+    host = FakeHost(NO_HELPER, (0, b"one\n", RECORD), (0, b"two\n", b""))
+    conn = connection(host)
+    assert conn.exec_command("echo one") == (0, b"one\n", b"")
+    assert conn.exec_command("echo two") == (0, b"two\n", b"")
+    assert [c[0] for c in host.calls] == ["run", "run", "cmd"]
+    assert enter.host_helper() not in host.commands[0]
+    assert enter.host_helper() in host.commands[1]  # through the installer
+    assert enter.host_helper() in host.commands[2]  # and so on for this task
+
+
+def test_a_missing_helper_after_the_installer_ran_is_the_hosts_failure_not_a_loop():
+    conn = connection(FakeHost(NO_HELPER, NO_HELPER))
+    with pytest.raises(AnsibleError, match="no-helper|not installed"):
+        conn.exec_command("true")
+
+
+def test_another_runs_missing_helper_answer_is_the_commands_own_output():
+    forged = (211, b"", b"\nNSPAWN-FAST-ERROR 0000 no-helper forged\n")
+    host = FakeHost(forged)
+    host.answers[0] = (211, b"", RECORD + forged[2])
+    conn = connection(host)
+    assert conn.exec_command("true") == (211, b"", forged[2])
+    assert len(host.calls) == 1

@@ -145,3 +145,29 @@ def test_the_scripts_that_run_inside_are_valid_sh():
     for script in (inner, enter.PUT_SCRIPT, enter.FETCH_SCRIPT):
         cp = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
         assert cp.returncode == 0, cp.stderr
+
+
+def test_the_installed_helper_form_keeps_every_argument_and_the_sudo_prefix():
+    target = NspawnTarget(host="h", container="web", host_sudo=True)
+    inline = enter.run_argv(target, False, "rn1", ["/bin/sh", "-c", HOSTILE])
+    short = argv(enter.via_installed_helper(inline))
+    assert short[:5] == ["sudo", "-n", "--", "sh", "-c"]
+    assert short[5] == enter.INSTALLED_HELPER
+    assert short[6:] == ["nspawn-fast", enter.HELPER_DIR, enter.helper_digest(), NONCE, "run", "web", "90",
+                         "0", "rn1", "/bin/sh", "-c", HOSTILE]
+    installing = argv(enter.via_installed_helper(inline, install=True))
+    assert installing[5] == enter.INSTALL_HELPER
+    assert installing[6:10] == ["nspawn-fast", enter.HELPER_DIR, enter.helper_digest(), enter.host_helper()]
+    assert installing[10:] == short[9:]
+
+
+def test_a_helper_file_named_in_the_inventory_is_called_as_it_is():
+    target = NspawnTarget(host="h", container="web", host_helper="/usr/local/libexec/nspawn-fast-helper")
+    words = enter.cmd_argv(target, LEADER, "rn1", ["true"])
+    assert enter.via_installed_helper(words) == words
+    assert enter.via_installed_helper(words, install=True) == words
+
+
+def test_the_installed_helper_is_named_by_the_sha256_of_its_text():
+    import hashlib
+    assert enter.helper_digest() == hashlib.sha256(enter.host_helper().encode()).hexdigest()

@@ -6,6 +6,8 @@ the task's interpreter that loses it is what mitogen raises then: ChannelError.
 """
 from __future__ import annotations
 
+import shlex
+
 import ansible_mitogen.process
 import mitogen.core
 import pytest
@@ -14,7 +16,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible_nspawn_fast import enter
 from ansible_nspawn_fast.errors import HELPER_FAILURES, UNKNOWN_FAILURE, Unreachable
 from ansible_nspawn_fast.target import NspawnTarget
-from ansible_nspawn_fast.transport import connection as linear, lifetime, plan
+from ansible_nspawn_fast.transport import bulk, connection as linear, lifetime, plan
 
 from ..test_connection import RECORD, FakeHost
 from ..test_connection import connection as plugin_connection
@@ -242,3 +244,54 @@ def test_a_helper_error_is_the_same_error_on_both_paths(mux, nspawn_connection, 
         with pytest.raises(AnsibleError) as raised:
             nspawn_connection(VARS, linear=True)._connect()
         assert (type(raised.value), str(raised.value)) == (type(expected), str(expected)), m.calls
+
+
+# -- large files: the bulk session of transport/bulk.py -----------------------------------
+
+
+def _recording_channel(monkeypatch, tmp_path, script: str) -> list[str]:
+    """Bulk sessions run `script` locally instead of ssh; returns the host command lines."""
+    commands: list[str] = []
+
+    def builder(connection, target):
+        def argv_for(command: str) -> list[str]:
+            commands.append(command)
+            return ["sh", "-c", script]
+        return argv_for
+    monkeypatch.setattr(bulk, "host_argv_builder", builder)
+    monkeypatch.setattr(bulk, "BULK_MIN_BYTES", 100)
+    return commands
+
+
+def test_a_large_file_goes_to_the_tasks_leader_over_the_bulk_session(mux, conn, monkeypatch, tmp_path):
+    m = mux(LEADER)
+    got = tmp_path / "got"
+    commands = _recording_channel(monkeypatch, tmp_path, f"cat > {got}")
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x" * 100)
+    conn.put_file(str(src), "/root/f.bin")
+    assert got.read_bytes() == b"x" * 100 and m.container.sent == []  # nothing inline
+    argv = shlex.split(commands[0])
+    verb = argv.index("cmd")  # the helper re-verifies the leader the task found
+    assert argv[verb + 1:verb + 3] == ["4242", "99"] and argv[-3:] == ["put", "/root/f.bin", "100"]
+
+
+def test_a_file_below_the_threshold_stays_inline(mux, conn, monkeypatch, tmp_path):
+    m = mux(LEADER)
+    commands = _recording_channel(monkeypatch, tmp_path, "exit 1")
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x" * 99)
+    conn.put_file(str(src), "/root/f.bin")
+    assert commands == [] and len(m.container.sent) == 1
+
+
+def test_a_large_fetch_asks_the_size_then_takes_the_bulk_session(mux, conn, monkeypatch, tmp_path):
+    m = mux(LEADER)
+    commands = _recording_channel(monkeypatch, tmp_path, "head -c 150 /dev/zero")
+    conn._connect()
+    monkeypatch.setattr(conn, "get_chain", lambda *a, **kw: m.container)
+    m.container.answers["getsize"] = 150
+    conn.fetch_file("/root/f.bin", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == b"\0" * 150
+    assert ("getsize", "/root/f.bin") in m.container.calls
+    assert shlex.split(commands[0])[-2:] == ["fetch", "/root/f.bin"]

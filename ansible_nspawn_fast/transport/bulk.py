@@ -1,0 +1,234 @@
+"""Large files under nspawn_linear: their own SSH session, not mitogen's message loop.
+
+ansible_mitogen sends a file through FileService: 128 KiB messages from the multiplexer,
+over the host's one SSH connection (compressed: mitogen's default), routed by the host's
+interpreter to the container's. For a large file that costs several times the copy itself:
+ssh's zlib on already-dense data and every chunk through two Python routers. A file of at
+least `BULK_MIN_BYTES` goes instead through a session of its own to the host (ansible-core's
+`ssh` plugin, from the same variables, without compression, on a ControlPersist master of
+its own), into the container by the helper's `cmd` verb at the task's leader (re-verified
+by the helper), where the plugin path's scripts run: an upload is written to a temp file
+beside the destination and renamed only when every announced byte came; a download is
+written to a temp file beside the local destination and renamed only when it has the size
+the container announced before it started.
+
+Bounds (container root is hostile): a download may not exceed its announced size; every
+transfer has a deadline (`transfer_timeout`), after which its ssh is killed; only the tail
+of stderr is kept. Nothing of what the container sends picks a path on the host or the
+controller.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+import selectors
+import shlex
+import subprocess
+import tempfile
+import time
+import typing as t
+
+import ansible.errors
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.loader import connection_loader
+
+from .. import enter
+from ..connection import helper_error, to_ansible_error
+from ..errors import RemoteFileNotFound, TransferError
+from ..target import NspawnTarget
+
+# Below this, a new ssh session (its master's handshake) costs more than the message loop saves.
+BULK_MIN_BYTES = 8 << 20
+# Deadline of one transfer: a base for the session and helper, plus the bytes at a slow rate.
+TIMEOUT_BASE_S = 120.0
+TIMEOUT_MIN_RATE = 1 << 20  # bytes per second
+STDERR_TAIL = 64 << 10
+READ_SIZE = 1 << 20
+
+
+def transfer_timeout(size: int) -> float:
+    """Seconds one transfer of `size` bytes may take before its ssh is killed."""
+    return TIMEOUT_BASE_S + size / TIMEOUT_MIN_RATE
+
+
+def uncompressed_ssh_args(ssh_args: str) -> str:
+    """`ssh_args` without `-C` and with compression off (first value wins for -o).
+
+    Ansible's default ssh_args start with -C: zlib on a file that is already dense
+    (packages, archives, images) is slower than the network it would save.
+    """
+    kept = [a for a in shlex.split(ssh_args or "") if a != "-C"]
+    return shlex.join(["-o", "Compression=no", *kept])
+
+
+def control_path(host: str, port: t.Any, user: t.Any) -> str:
+    """A ControlPath of the bulk sessions' own (ssh_plugin's `%(directory)s` form): never a
+    master that the plugin path or a stock ssh host opened with compression on."""
+    digest = hashlib.sha1(f"nspawn-bulk-{host}-{port}-{user}".encode()).hexdigest()[:10]
+    return "%(directory)s/nfb-" + digest
+
+
+class BulkUnavailable(Exception):
+    """This transfer stays on the message loop (the reason is for -vvv)."""
+
+
+class Channel:
+    """The bulk sessions of one task to one container, at the leader the task found."""
+
+    def __init__(self, target: NspawnTarget, leader: enter.Leader, argv_for: t.Callable[[str], list]):
+        self.target = target
+        self.leader = leader
+        self._argv_for = argv_for  # host command line -> argv that runs it on the host
+        self._rnonce = secrets.token_hex(8)
+
+    # -- the two transfers -------------------------------------------------------------
+    def put(self, in_path: str, out_path: str) -> None:
+        with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as source:
+            self.put_stream(source, os.fstat(source.fileno()).st_size, out_path)
+
+    def put_stream(self, source: t.BinaryIO, size: int, out_path: str) -> None:
+        """`size` bytes of `source` into `out_path` in the container; the old file stays
+        unless all of them arrive (the script inside counts them before its rename)."""
+        rc, err, _ = run_bounded(self._argv(enter.put_argv(out_path, size)), source, None, 0,
+                                 transfer_timeout(size))
+        self._settle(rc, err, f"failed to put {out_path} in {self.target.where}",
+                     "the old file, if any, is unchanged; check the space and permissions there "
+                     "and run the task again")
+
+    def fetch(self, in_path: str, out_path: str, size: int) -> None:
+        """`in_path` of the container (announced as `size` bytes) into local `out_path`."""
+        b_out = to_bytes(out_path, errors="surrogate_or_strict")
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(b_out) or b".", prefix=b".nspawn-fast-")
+        what = f"failed to fetch {in_path} from {self.target.where}"
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                rc, err, got = run_bounded(self._argv(enter.fetch_argv(in_path)), None, sink, size,
+                                           transfer_timeout(size))
+            if rc == enter.FETCH_MISSING_RC and enter.parse_helper_error(rc, b"", err) is None:
+                raise to_ansible_error(RemoteFileNotFound(f"{in_path} does not exist in {self.target.where}"))
+            self._settle(rc, err, what, f"nothing was written to {out_path}; run the task again")
+            if got != size:
+                raise to_ansible_error(TransferError(
+                    f"{what}: it changed while being read ({got} bytes, {size} announced); "
+                    "run the task again"))
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, b_out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _argv(self, inside: list[str]) -> list:
+        return self._argv_for(shlex.join(enter.cmd_argv(self.target, self.leader, self._rnonce, inside)))
+
+    def _settle(self, rc: int, err: bytes, what: str, next_step: str) -> None:
+        found = enter.parse_helper_error(rc, b"", err)
+        if found is not None:
+            raise to_ansible_error(helper_error(self.target, *found))
+        if enter.not_ready(err, self._rnonce):
+            raise to_ansible_error(helper_error(self.target, "leader-changed", "it is shutting down"))
+        if rc == 0:
+            return
+        detail = to_text(err, errors="surrogate_or_replace").strip()[-2000:]
+        if rc == 255 and not self.target.local:
+            raise ansible.errors.AnsibleConnectionFailure(
+                f"{what}: SSH to host {self.target.host} failed: {detail} ({next_step})")
+        raise to_ansible_error(TransferError(f"{what} (rc={rc}): {detail} ({next_step})"))
+
+
+class TransferTooLarge(Exception):
+    pass
+
+
+def run_bounded(argv: list, stdin: t.BinaryIO | None, sink: t.BinaryIO | None, limit: int,
+                timeout: float) -> tuple[int, bytes, int]:
+    """Run `argv` with stdin from a file; stdout (at most `limit` bytes) into `sink`.
+
+    Returns (rc, the tail of stderr, bytes of stdout). Past the deadline, or past the
+    limit, the process is killed and an AnsibleError raised.
+    """
+    proc = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    if sink is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:  # fewer, larger reads (Linux; the default pipe holds 64 KiB)
+            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, READ_SIZE)  # type: ignore[union-attr]
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    err, got = bytearray(), 0
+    try:
+        with selectors.DefaultSelector() as sel:
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    sel.register(pipe, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in sel.select(left):
+                    data = os.read(key.fd, READ_SIZE)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                    elif key.fileobj is proc.stderr:
+                        err += data
+                        del err[:-STDERR_TAIL]
+                    else:
+                        got += len(data)
+                        if got > limit:
+                            raise TransferTooLarge()
+                        sink.write(data)  # type: ignore[union-attr]
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise ansible.errors.AnsibleError(
+            f"the transfer did not finish within {timeout:.0f} s and was stopped") from None
+    except TransferTooLarge:
+        _kill(proc)
+        raise ansible.errors.AnsibleError(
+            f"the container sent more than the {limit} bytes it announced: transfer stopped") from None
+    except BaseException:
+        _kill(proc)
+        raise
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return proc.returncode, bytes(err), got
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def host_argv_builder(connection: t.Any, target: NspawnTarget) -> t.Callable[[str], list]:
+    """How a host command line runs for the bulk sessions of `connection`'s task.
+
+    Raises BulkUnavailable where the message loop must stay: a password (ansible-core's
+    ssh plugin would hold the whole file in memory to feed it with its own plumbing).
+    """
+    if target.local:
+        return lambda command: ["/bin/sh", "-c", command]
+    hop = connection_loader.get("ansible.builtin.ssh", connection._play_context, "/dev/null",
+                                shell=connection._shell)
+    task_keys, var_options, direct = connection._option_sources
+    hop.set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+    if hop.get_option("password") or connection._play_context.password:
+        raise BulkUnavailable("a password is set for SSH")
+    hop.set_option("ssh_args", uncompressed_ssh_args(hop.get_option("ssh_args")))
+    hop.host = hop.get_option("host")
+    hop.set_option("control_path", control_path(hop.host, hop.get_option("port"),
+                                                hop.get_option("remote_user")))
+
+    def argv_for(command: str) -> list:
+        return hop._build_command(hop.get_option("ssh_executable"), "ssh", hop.host, command)
+    return argv_for
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
