@@ -44,6 +44,7 @@ import mitogen.fork
 import mitogen.unix
 from ansible import constants as C
 from ansible.executor.process.worker import WorkerProcess
+from ansible.playbook.block import Block
 from ansible.plugins.loader import action_loader, connection_loader
 from ansible.utils.display import Display
 
@@ -179,6 +180,7 @@ class ThreadWorker(WorkerProcess):
         # task lists), the host (_run empties its vars), the loader's temp files (removed when
         # the task ends).
         self._task = self._task.copy(exclude_parent=False, exclude_tasks=True)
+        _drop_sibling_tasks(self._task)
         self._host = copy.copy(self._host)
         self._loader = copy.copy(self._loader)
         self._loader._tempfiles = set()
@@ -212,6 +214,19 @@ class ThreadWorker(WorkerProcess):
             display.error(f"the worker thread of task '{self._task.get_name()}' on "
                           f"{self._host.name} failed:\n{traceback.format_exc()}")
             _send_failure(self, f"the task's worker thread failed: {e!r}")
+
+
+def _drop_sibling_tasks(task: t.Any) -> None:
+    """Empty the task lists of the copied blocks above `task` (copy(exclude_tasks=True) keeps
+    them by reference). A task runs with its blocks' attributes, not their other tasks, but
+    the copy and template actions copy their task, blocks and all: with a play's task lists
+    still in place, each such task copied every task of the play again, per host, under the
+    interpreter lock all task threads share (a fork did the same on its own CPU)."""
+    parent = task._parent
+    while parent is not None:
+        if isinstance(parent, Block):
+            parent.block, parent.rescue, parent.always = [], [], []
+        parent = parent._parent
 
 
 def _send_failure(worker: ThreadWorker, msg: str) -> None:

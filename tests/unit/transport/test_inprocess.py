@@ -84,3 +84,19 @@ def test_a_thread_worker_copies_what_its_task_changes():
     worker._loader._tempfiles.add("/tmp/this-task")
     assert worker._loader is not loader and "/tmp/this-task" not in loader._tempfiles
     assert not worker.is_alive() and worker.worker_id == 3
+
+
+def test_a_thread_worker_task_does_not_carry_the_play_s_other_tasks():
+    play_block = Block()
+    tasks = [Task.load({"action": {"module": "ansible.builtin.command", "_raw_params": str(i)}},
+                       block=play_block) for i in range(3)]
+    play_block.block = list(tasks)
+    worker = inprocess.ThreadWorker(final_q=None, task_vars={}, host=Host("web"), task=tasks[1],
+                                    play_context=None, loader=type("L", (), {"_tempfiles": set()})(),
+                                    variable_manager=None, shared_loader_obj=None, worker_id=1,
+                                    cliargs={})
+    assert worker._task._parent.block == []
+    assert play_block.block == tasks  # the strategy's block keeps its tasks
+    # what the copy and template actions do with their task: no other task is copied along
+    again = worker._task.copy()
+    assert again._parent.block == [] and again._uuid == tasks[1]._uuid
