@@ -32,6 +32,7 @@ import copy
 import inspect
 import io
 import os
+import queue
 import sys
 import threading
 import traceback
@@ -43,6 +44,7 @@ import ansible_mitogen.process
 import mitogen.fork
 import mitogen.unix
 from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.executor.process.worker import WorkerProcess
 from ansible.playbook.block import Block
 from ansible.plugins.loader import action_loader, connection_loader
@@ -174,7 +176,8 @@ class ThreadWorker(WorkerProcess):
     """
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+        with _thread_worker_queue():
+            super().__init__(*args, **kwargs)
         # What the thread changes must not reach the strategy's objects (a fork would copy
         # them): the task and its blocks (post_validate templates them in place; not their
         # task lists), the host (_run empties its vars), the loader's temp files (removed when
@@ -214,6 +217,34 @@ class ThreadWorker(WorkerProcess):
             display.error(f"the worker thread of task '{self._task.get_name()}' on "
                           f"{self._host.name} failed:\n{traceback.format_exc()}")
             _send_failure(self, f"the task's worker thread failed: {e!r}")
+
+
+class _ThreadWorkerQueue(queue.SimpleQueue):
+    """A worker's queue for the answers to its prompts, as WorkerQueue (which raises the
+    AnsibleError items it gets), between threads: a multiprocessing queue (a pipe, locks and a
+    semaphore) per task and host was a few percent of a task thread's time."""
+
+    def __init__(self, ctx: t.Any = None) -> None:
+        super().__init__()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> t.Any:
+        item = super().get(block, timeout)
+        if isinstance(item, AnsibleError):
+            raise item
+        return item
+
+
+@contextlib.contextmanager
+def _thread_worker_queue() -> t.Iterator[None]:
+    """WorkerProcess.__init__ builds its queue from its module's WorkerQueue; workers are
+    built on the strategy's thread only, one at a time."""
+    worker_module = ansible.executor.process.worker
+    saved = worker_module.WorkerQueue
+    worker_module.WorkerQueue = _ThreadWorkerQueue
+    try:
+        yield
+    finally:
+        worker_module.WorkerQueue = saved
 
 
 def _drop_sibling_tasks(task: t.Any) -> None:

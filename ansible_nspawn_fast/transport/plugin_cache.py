@@ -12,7 +12,9 @@ task threads of inprocess.py share the controller's. Two things differ there:
   found, for every module task). While a strategy runs, `remember_lookups` keeps each
   lookup's result and hands out copies of it, until the loaders clear their own caches (a
   plugin directory added: a role's, when an include_role loads it): then they are all
-  forgotten.
+  forgotten. The same holds for the list of a loader's plugin files (`all(path_only=True)`),
+  which ansible-core's fact cleaning asks for, globbing every plugin directory, for every
+  host of every task.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ _remembering = False
 _original_load: t.Callable[..., t.Any] = PluginLoader._load_module_source
 _original_find: t.Callable[..., t.Any] = PluginLoader.find_plugin_with_context
 _original_clear: t.Callable[..., t.Any] = PluginLoader._clear_caches
+_original_all: t.Callable[..., t.Any] = PluginLoader.all
 
 
 def _load_module_source(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -51,6 +54,16 @@ def _find_plugin_with_context(self: t.Any, name: str, mod_type: str = "",
     return copy.copy(found)
 
 
+def _all(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+    if not _remembering or args or kwargs != {"path_only": True}:
+        return _original_all(self, *args, **kwargs)
+    key = (id(self), "all-paths")
+    paths = _lookups.get(key)
+    if paths is None:
+        paths = _lookups[key] = tuple(_original_all(self, path_only=True))
+    return iter(paths)
+
+
 def _clear_caches(self: t.Any) -> None:
     _lookups.clear()
     _original_clear(self)
@@ -64,6 +77,7 @@ def remember_lookups() -> t.Callable[[], None]:
     """Keep plugin lookups until the returned function is called (the strategy's end)."""
     global _remembering
     PluginLoader.find_plugin_with_context = _find_plugin_with_context
+    PluginLoader.all = _all
     PluginLoader._clear_caches = _clear_caches
     _remembering = True
 

@@ -100,3 +100,20 @@ def test_a_thread_worker_task_does_not_carry_the_play_s_other_tasks():
     # what the copy and template actions do with their task: no other task is copied along
     again = worker._task.copy()
     assert again._parent.block == [] and again._uuid == tasks[1]._uuid
+
+
+def test_a_thread_worker_s_prompt_queue_is_a_thread_queue_that_raises_errors_as_workerqueue():
+    import ansible.executor.process.worker as worker_module
+    from ansible.errors import AnsibleError
+    original = worker_module.WorkerQueue
+    worker = inprocess.ThreadWorker(final_q=None, task_vars={}, host=Host("web"), task=task(),
+                                    play_context=None, loader=type("L", (), {"_tempfiles": set()})(),
+                                    variable_manager=None, shared_loader_obj=None, worker_id=1,
+                                    cliargs={})
+    assert worker_module.WorkerQueue is original  # forked workers still get ansible-core's
+    assert not isinstance(worker.worker_queue, original)
+    worker.worker_queue.put("answer")
+    assert worker.worker_queue.get() == "answer"
+    worker.worker_queue.put(AnsibleError("no terminal"))
+    with pytest.raises(AnsibleError, match="no terminal"):
+        worker.worker_queue.get()

@@ -78,3 +78,27 @@ def test_plugin_files_load_one_at_a_time(monkeypatch, tmp_path):
     for th in threads:
         th.join()
     assert most[0] == 1
+
+
+def test_the_list_of_plugin_files_is_kept_until_a_directory_is_added(plugin_loader, monkeypatch, tmp_path):
+    from ansible.plugins.loader import connection_loader
+    listed: list[int] = []
+    original = plugin_cache._original_all
+
+    def spy(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        listed.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(plugin_cache, "_original_all", spy)
+    forget = plugin_cache.remember_lookups()
+    try:
+        first = list(connection_loader.all(path_only=True))
+        again = list(connection_loader.all(path_only=True))
+        (tmp_path / "myconn.py").write_text("")
+        connection_loader.add_directory(str(tmp_path))
+        after = list(connection_loader.all(path_only=True))
+    finally:
+        forget()
+    assert first == again and any(p.endswith("/ssh.py") for p in first)
+    assert len(listed) == 2  # the second list came from the cache; the added directory cleared it
+    assert str(tmp_path / "myconn.py") in after
