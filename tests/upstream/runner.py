@@ -10,7 +10,9 @@ only place they are adapted:
 - the configuration: the lab's (plugin paths, `interpreter_python`, SSH control path), plus the
   library/action/module_utils/filter paths and `gathering = explicit` of Mitogen's own ansible.cfg
   for its playbooks, and `roles_path` = a copy of the vendored targets, as ansible-test sets it
-  (it runs them from a copy too);
+  (it runs them from a copy too); a connection timeout of 30 s instead of 10 (CONNECTION_TIMEOUT);
+- one run at a time per container (`container_lock`): the targets create and delete the same
+  users and files, so two test sessions against one lab take turns;
 - the steps of each runme.sh, written out below (output directories under a temporary
   directory instead of ansible-test's);
 - Mitogen's runner sets `is_mitogen` from the strategy's name; here it is false under every
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -34,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,11 @@ SETUP = HERE / "setup"
 BIN = Path(sys.executable).parent
 STRATEGIES = ("linear", "free", "nspawn_linear", "nspawn_free")
 STEP_TIMEOUT = 300  # seconds: a step that hangs fails instead of wedging the run (the longest takes ~60)
+LOCK_WAIT = 1800    # seconds to wait for another run in the same container (one target, at most)
+# ansible-core's connection and become timeout (10 s by default; ssh's become prompt wait adds
+# 2): on a loaded 2-CPU machine `sudo ... su` alone has taken longer, under stock linear too.
+# Tasks that test a timeout set their own (become_su's wrong prompt: ansible_ssh_timeout 3).
+CONNECTION_TIMEOUT = "30"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +144,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
                    why="`get async status with custom dir using newer format` asks once (no until loop) for a "
                        "fire-and-forget `echo moo`: whether the job has finished (changed) or not yet (ok) "
                        "depends on how fast the task before it ran"),
-    )),
+    ), ci=True),
     Target("async_fail", "ansible-core", (_role_step("async_fail"),), ci=True),
     Target("async_extra_data", "ansible-core", (
         Step("runme", (_core("async_extra_data/test_async.yml"), "-v"), env=(("ANSIBLE_DEBUG", "0"),),
@@ -417,6 +426,7 @@ def run_step(lab: dict[str, Any], target: Target, step: Step, strategy: str, pip
            "ANSIBLE_INVENTORY": str(inventory),
            "ANSIBLE_STRATEGY": strategy, "ANSIBLE_PIPELINING": str(pipelining),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0",
+           "ANSIBLE_TIMEOUT": CONNECTION_TIMEOUT,
            # Targets run ansible-playbook themselves (async's callback test): this one.
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.update({k: v for k, v in step.env if not k.startswith("NF_")})
@@ -446,16 +456,44 @@ def run_step(lab: dict[str, Any], target: Target, step: Step, strategy: str, pip
                       time.monotonic() - start, output)
 
 
+@contextlib.contextmanager
+def container_lock(lab: dict[str, Any], wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Held while a target runs in the lab's container: two runs at once (two test sessions
+    against one lab) would create, use and delete the same users and files under each other
+    (seen as `whoami: cannot find name for user ID 1001`: the other run's cleanup had removed
+    the user the task had just become)."""
+    _, container = container_for(lab)
+    path = Path(lab["lab_dir"]) / f"upstream-{container}.lock"
+    deadline = time.monotonic() + wait
+    with path.open("a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"container {container}: another run of the upstream targets has held "
+                                       f"{path} for {wait:.0f} s; wait for it to end, or pick another container "
+                                       "with NSPAWN_FAST_UPSTREAM_CONTAINER") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_target(lab: dict[str, Any], target: Target, strategy: str, pipelining: bool,
                workdir: Path, checkout: Path | None = None) -> TargetResult:
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / "targets").exists():
         shutil.copytree(CORE_TARGETS, workdir / "targets", symlinks=True)
-    if target.reset:
-        reset = run_step(lab, target, Step("reset", (str(SETUP / "reset.yml"),)), "linear", True, workdir, checkout)
-        if not reset.as_expected():
-            raise RuntimeError(f"could not reset the container before {target.name}:\n{reset.output[-3000:]}")
-    steps = [run_step(lab, target, step, strategy, pipelining, workdir, checkout) for step in target.steps]
+    with container_lock(lab):
+        if target.reset:
+            reset = run_step(lab, target, Step("reset", (str(SETUP / "reset.yml"),)), "linear", True,
+                             workdir, checkout)
+            if not reset.as_expected():
+                raise RuntimeError(f"could not reset the container before {target.name}:\n{reset.output[-3000:]}")
+        steps = [run_step(lab, target, step, strategy, pipelining, workdir, checkout) for step in target.steps]
     return TargetResult(target, strategy, pipelining, steps)
 
 
