@@ -63,13 +63,15 @@ need() {
 
 # ST: the start time of process $1 (field 22 of /proc/PID/stat, clock ticks since boot): with
 # the PID it names one process for good, so a reused PID is never mistaken for the leader.
+# PSTATE: its state (field 3; Z: it exited and waits for its parent, X: dead).
 starttime() {
-  ST='' s=''
+  ST='' PSTATE='' s=''
   read -r s <"/proc/$1/stat" 2>/dev/null || [ -n "$s" ] || return 1
   s=${s##*) } # the process name may contain anything: cut through its last ") "
   # shellcheck disable=SC2086 # the remaining fields are numbers: split them
   set -- $s
   [ $# -ge 20 ] || return 1
+  PSTATE=$1
   shift 19
   case $1 in '' | *[!0-9]*) return 1 ;; esac
   ST=$1
@@ -106,6 +108,9 @@ verified() {
   case $1 in '' | *[!0-9]* | 0 | 1) return 2 ;; esac
   case $2 in '' | */* | .*) return 2 ;; esac
   starttime "$1" || return 1
+  # A leader that exited but is not reaped yet (the end of a reboot) still has its stat and
+  # cgroup files, but no namespaces left to enter.
+  case $PSTATE in Z* | X*) return 1 ;; esac
   [ "/proc/$1/ns/pid" -ef /proc/self/ns/pid ] && return 2
   [ "/proc/$1/ns/mnt" -ef /proc/self/ns/mnt ] && return 2
   unit_cgroups "$1" "$2" 2>/dev/null
@@ -302,11 +307,13 @@ probe() {
   if ! { record_from_run "$1" && verified "$leader" "$unit"; }; then
     if ! record_from_machined "$1"; then
       # Not registered: systemd-nspawn@.service may be between a reboot's exit and its restart,
-      # or still stopping or starting. Worth waiting while it is; not running once it settled.
+      # still stopping or starting, or still running for the instant between machined's
+      # unregistering the machine and systemd-nspawn's exit. Worth waiting while it is; not
+      # running once it settled.
       state=$(timeout 10 systemctl show --property=ActiveState --property=SubState --value \
         "systemd-nspawn@$1.service" 2>/dev/null | tr '\n' ' ')
       case $state in
-        activating* | deactivating* | reloading* | *auto-restart*) FOUND="$1 is restarting ($state)"; return 1 ;;
+        activating* | deactivating* | reloading* | *auto-restart* | active*) FOUND="$1 is restarting ($state)"; return 1 ;;
       esac
       FOUND=$(timeout 10 machinectl show --property=Leader --value -- "$1" 2>&1 >/dev/null | head -c 300 | head -n 1)
       return 2
@@ -468,6 +475,16 @@ run_checked() {
   run_inside "$pid" "$unit" "$path" "$@"
   rc=$?
   [ "$rc" -eq 211 ] && exit 211
+  # A task's first command that failed while its leader went away (nsenter found no namespaces
+  # of a leader that exited right after its check, or the instance's end killed the command:
+  # a reboot under way): the container's "not booted" answer, so the controller waits for the
+  # next instance and runs the command there, as it does when the check itself says so.
+  case ${RN:--} in
+    *+) if [ "$rc" -ne 0 ] && ! { verified "$pid" "$unit" && [ "$ST" = "$start" ]; }; then
+      printf '\nNSPAWN-FAST-NOT-READY %s\n' "${RN%+}" >&2
+      exit "$rc"
+    fi ;;
+  esac
   # Killed by a signal: say so if it was the container going away, not the command failing.
   if [ "$rc" -ge 128 ]; then
     check_leader "$pid" "$start" "$unit"

@@ -144,31 +144,51 @@ class TransferTooLarge(Exception):
 
 def run_bounded(argv: list, stdin: t.BinaryIO | None, sink: t.BinaryIO | None, limit: int,
                 timeout: float) -> tuple[int, bytes, int]:
-    """Run `argv` with stdin from a file; stdout (at most `limit` bytes) into `sink`.
+    """Run `argv` with stdin fed from a file; stdout (at most `limit` bytes) into `sink`.
 
     Returns (rc, the tail of stderr, bytes of stdout). Past the deadline, or past the
-    limit, the process is killed and an AnsibleError raised.
+    limit, the process is killed and an AnsibleError raised. stdin goes through a pipe this
+    process feeds (not the file itself): if the controller dies mid-upload, ssh sees the end
+    of its input, the container's side gets fewer bytes than announced, and the old file
+    stays (given the file, ssh would finish the upload on its own after the controller died).
     """
-    proc = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    if sink is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
-        try:  # fewer, larger reads (Linux; the default pipe holds 64 KiB)
-            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, READ_SIZE)  # type: ignore[union-attr]
-        except OSError:
-            pass
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            try:  # fewer, larger reads and writes (Linux; the default pipe holds 64 KiB)
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, READ_SIZE)
+            except OSError:
+                pass
     deadline = time.monotonic() + timeout
-    err, got = bytearray(), 0
+    err, got, pending = bytearray(), 0, memoryview(b"")
     try:
         with selectors.DefaultSelector() as sel:
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     sel.register(pipe, selectors.EVENT_READ)
+            if proc.stdin is not None:
+                os.set_blocking(proc.stdin.fileno(), False)
+                sel.register(proc.stdin, selectors.EVENT_WRITE)
             while sel.get_map():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise subprocess.TimeoutExpired(argv, timeout)
                 for key, _ in sel.select(left):
+                    if key.fileobj is proc.stdin:
+                        if not pending:
+                            pending = memoryview(stdin.read(READ_SIZE))  # type: ignore[union-attr]
+                        if not pending:  # the whole file is in: ssh sees the end of its input
+                            sel.unregister(proc.stdin)
+                            proc.stdin.close()
+                            continue
+                        try:
+                            pending = pending[os.write(key.fd, pending):]
+                        except BrokenPipeError:  # ssh ended early: its status and stderr tell why
+                            sel.unregister(proc.stdin)
+                            proc.stdin.close()
+                        continue
                     data = os.read(key.fd, READ_SIZE)
                     if not data:
                         sel.unregister(key.fileobj)
@@ -193,9 +213,12 @@ def run_bounded(argv: list, stdin: t.BinaryIO | None, sink: t.BinaryIO | None, l
         _kill(proc)
         raise
     finally:
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None and not pipe.closed:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
     return proc.returncode, bytes(err), got
 
 

@@ -251,7 +251,10 @@ def test_controller_sigkill_mid_command_leaves_no_process_and_no_temp_dir(lab, h
         kill_in_guest(lab, host, guest, duration)
 
 
-TRANSFERS = "find / -xdev -name '.ansible_mitogen_transfer-*' 2>/dev/null"
+# Partial uploads: ansible_mitogen's (small files) and the bulk path's (large files: the plugin
+# path's put script, beside the copy action's temp file in the task's temp dir).
+TRANSFERS = ("find / -xdev \\( -name '.ansible_mitogen_transfer-*' -o -name '.source*.nspawn-fast.*' \\)"
+             " 2>/dev/null")
 
 
 def test_controller_sigkill_mid_copy_leaves_no_partial_file(lab, host, guest, play_factory, no_leftovers,
@@ -267,7 +270,8 @@ def test_controller_sigkill_mid_copy_leaves_no_partial_file(lab, host, guest, pl
     leader = host_sh(lab, host, f"machinectl show -p Leader --value {guest}").stdout.strip()
     watch = subprocess.Popen(
         [*ssh_argv(lab, host["port"]),
-         f"for i in $(seq 1 1200); do for f in /proc/{leader}/root{REMOTE_TMP}/*/.ansible_mitogen_transfer-*; do "
+         f"for i in $(seq 1 1200); do for f in /proc/{leader}/root{REMOTE_TMP}/*/.ansible_mitogen_transfer-* "
+         f"/proc/{leader}/root{REMOTE_TMP}/*/.source*.nspawn-fast.*; do "
          f'[ -e "$f" ] && {{ echo "$f"; exit 0; }}; done; sleep 0.05; done; exit 1'],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     play = play_factory(f"    - ansible.builtin.copy: {{src: {src}, dest: {dest}, mode: '0600'}}\n")

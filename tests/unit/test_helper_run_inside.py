@@ -34,3 +34,27 @@ def test_without_a_run_nonce_a_leader_that_exited_is_a_changed_leader():
     cp = run_inside(gone_pid(), "-")
     assert cp.returncode == 211, cp
     assert enter.parse_helper_error(cp.returncode, b"", cp.stderr.encode(), nonce="n")[0] == "leader-changed"
+
+
+def test_a_leader_that_exited_but_is_not_reaped_yet_counts_as_exited():
+    zombie = subprocess.Popen(["true"])  # not waited for: a zombie until the test reaps it
+    try:
+        for _ in range(200):
+            with open(f"/proc/{zombie.pid}/stat") as f:
+                if f.read().rsplit(") ", 1)[1].startswith("Z"):
+                    break
+        cp = subprocess.run(["sh", "-c", FUNCTIONS + 'verified "$1" web.service; echo $?', "sh",
+                             str(zombie.pid)], capture_output=True, text=True, timeout=30)
+        assert cp.stdout.strip() == "1", cp  # 1: exited (2 would be: not that machine's process)
+    finally:
+        zombie.wait()
+
+
+def test_a_first_command_that_failed_as_its_leader_went_away_is_not_ready():
+    run_checked = re.search(r"^run_checked\(\) \{.*?^\}\n", HELPER, re.S | re.M).group(0)
+    # nsenter could not enter a leader that exited just after its check: status 1, nothing ran.
+    script = (FUNCTIONS + run_checked + 'run_inside() { return 1; }\n'
+              'nonce=n RN=r2+ pid=$1 start=123 unit=web.service path=/bin\nrun_checked true\n')
+    cp = subprocess.run(["sh", "-c", script, "sh", str(gone_pid())], capture_output=True, text=True,
+                        timeout=30)
+    assert cp.returncode == 1 and enter.not_ready(cp.stderr.encode(), "r2"), cp

@@ -45,6 +45,25 @@ def test_run_bounded_copies_stdout_and_keeps_the_tail_of_stderr() -> None:
     assert len(err) == bulk.STDERR_TAIL and set(err) == {ord("e")}
 
 
+def test_run_bounded_feeds_stdin_through_a_pipe_it_owns(tmp_path) -> None:
+    # A pipe, not the file: ssh must see the end of its input when the controller dies.
+    src = tmp_path / "src"
+    src.write_bytes(b"y" * (3 * bulk.READ_SIZE + 17))
+    sink = io.BytesIO()
+    with open(src, "rb") as source:
+        rc, _, _ = bulk.run_bounded(["sh", "-c", "test -p /dev/stdin && wc -c"], source, sink, 100, 30)
+    assert rc == 0 and sink.getvalue().split() == [str(3 * bulk.READ_SIZE + 17).encode()]
+
+
+def test_run_bounded_tells_an_early_exit_of_the_reader(tmp_path) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(b"z" * (4 * bulk.READ_SIZE))
+    with open(src, "rb") as source:
+        rc, err, _ = bulk.run_bounded(["sh", "-c", "head -c 10 >/dev/null; echo refused >&2; exit 4"],
+                                      source, None, 0, 30)
+    assert rc == 4 and b"refused" in err
+
+
 def test_run_bounded_stops_a_sender_past_its_announced_size() -> None:
     with pytest.raises(ansible.errors.AnsibleError, match="more than the 1000 bytes"):
         bulk.run_bounded(["sh", "-c", "exec cat /dev/zero"], None, io.BytesIO(), 1000, 30)
