@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,54 @@ def guest_sh(lab: dict[str, Any], host: dict[str, Any], guest: str, script: str,
 def _q(s: str) -> str:
     import shlex
     return shlex.quote(s)
+
+
+def controller_processes(needle: bytes) -> list[int]:
+    """PIDs of this machine's processes whose command line contains `needle`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def copy_and_kill_its_upload(ansible: Path, lab: dict[str, Any], name: str, src: Path, dest: str,
+                             strategy: str, settle: float, wait: float) -> tuple[int, str]:
+    """`ansible NAME -m copy` under `strategy`; `settle` s after the ssh that streams the file
+    through the put script (its command line: copy's .source.bin and the script's temp name)
+    appears (within `wait` s), that ssh is SIGKILLed. Returns the play's exit status and output."""
+    env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_STRATEGY": strategy}
+    play = subprocess.Popen([str(ansible), name, "-m", "ansible.builtin.copy", "-a", f"src={src} dest={dest}"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, killed = time.monotonic() + wait, False
+        while not killed:
+            assert play.poll() is None and time.monotonic() < deadline, "no upload seen"
+            for pid in controller_processes(b".source.bin"):
+                if _comm(pid) == "ssh" and pid in controller_processes(b"nspawn-fast.XXXXXX"):
+                    time.sleep(settle)  # some of the bytes are through
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pytest.fail("the upload finished before it could be cut")
+                    killed = True
+                    break
+            time.sleep(0.02)
+        output, _ = play.communicate(timeout=120)
+    finally:
+        if play.poll() is None:
+            play.kill()
+            play.wait()
+    return play.returncode, output

@@ -11,15 +11,11 @@ from __future__ import annotations
 import filecmp
 import os
 import shlex
-import signal
-import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import ansible.errors
 import pytest
-from conftest import guest_sh, host_sh, ssh_argv
+from conftest import copy_and_kill_its_upload, guest_sh, host_sh, ssh_argv
 from test_connection import BIN, recap, run_ansible
 
 from ansible_nspawn_fast import enter
@@ -112,54 +108,14 @@ def test_ssh_killed_during_a_large_copy_leaves_the_old_file(lab, tmp_path):
     guest_sh(lab, host, guest, f"echo old > {dest}")
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(60 << 20))
-    env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_STRATEGY": "nspawn_linear"}
-    play = subprocess.Popen([str(BIN / "ansible"), guest, "-m", "ansible.builtin.copy", "-a",
-                             f"src={src} dest={dest}"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The bulk session's ssh: its command line carries the put script's temp name.
+    returncode, output = copy_and_kill_its_upload(BIN / "ansible", lab, guest, src, dest, "nspawn_linear",
+                                                  settle=0.1, wait=120)
     try:
-        deadline, killed = time.monotonic() + 120, False
-        while not killed:
-            assert play.poll() is None and time.monotonic() < deadline, "no bulk upload seen"
-            # The bulk session's ssh: its command line carries the put script's temp name.
-            for pid in _processes(b"nspawn-fast.XXXXXX"):
-                if _comm(pid) == "ssh" and pid in _processes(b".source.bin"):
-                    time.sleep(0.1)  # some of the bytes are through
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pytest.fail("the upload finished before it could be cut")
-                    killed = True
-                    break
-            time.sleep(0.02)
-        output, _ = play.communicate(timeout=120)
-    finally:
-        if play.poll() is None:
-            play.kill()
-            play.wait()
-    try:
-        assert play.returncode != 0, output[-2000:]
+        assert returncode != 0, output[-2000:]
         assert "failed to put" in output and f"container {guest}" in output, output[-2000:]
         assert guest_sh(lab, host, guest, f"cat {dest}").stdout == "old\n", "a partial file replaced the old one"
         left = guest_sh(lab, host, guest, "find /root /tmp -name '*.nspawn-fast.*' | head").stdout.strip()
         assert left == "", f"temp files left: {left}"
     finally:
         guest_sh(lab, host, guest, f"rm -f {dest}", check=False)
-
-
-def _processes(needle: bytes) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""

@@ -12,14 +12,13 @@ import hashlib
 import os
 import re
 import shlex
-import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import guest_sh, host_sh, ssh_argv
+from conftest import copy_and_kill_its_upload, guest_sh, host_sh, ssh_argv
 from test_connection import BIN, PLAYBOOKS, recap, run_ansible
 
 from ansible_nspawn_fast import enter
@@ -253,55 +252,14 @@ def test_ssh_killed_during_a_copy_leaves_the_old_file(lab, hostile, tmp_path):
         for _ in range(100):
             out.write(os.urandom(1024 * 1024))
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_STRATEGY": "linear"}
-    play = subprocess.Popen([str(BIN / "ansible"), name, "-m", "ansible.builtin.copy", "-a",
-                             f"src={src} dest=/root/nf-big.bin"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        killed = False
-        while not killed:
-            assert play.poll() is None and time.monotonic() < deadline, "no upload seen"
-            # The big upload: copy puts the file into the remote temp dir as .source.bin.
-            for pid in _controller_processes(b".source.bin"):
-                if _comm(pid) == "ssh" and pid in _controller_processes(b"nspawn-fast.XXXXXX"):
-                    time.sleep(0.2)  # some of the bytes are through
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pytest.fail("the upload finished before it could be cut")
-                    killed = True
-                    break
-            time.sleep(0.02)
-        output, _ = play.communicate(timeout=120)
-    finally:
-        if play.poll() is None:
-            play.kill()
-            play.wait()
-    assert play.returncode != 0, output[-2000:]
+    # The big upload: copy puts the file into the remote temp dir as .source.bin.
+    returncode, output = copy_and_kill_its_upload(BIN / "ansible", lab, name, src, "/root/nf-big.bin", "linear",
+                                                  settle=0.2, wait=60)
+    assert returncode != 0, output[-2000:]
     now = guest_sh(lab, host, name, "sha256sum /root/nf-big.bin | cut -d' ' -f1").stdout.strip()
     assert now == hashlib.sha256(b"old\n").hexdigest() or now == digest, "a partial file replaced the old one"
     left = guest_sh(lab, host, name, "find /root /tmp -name '*.nspawn-fast.*' | head").stdout.strip()
     assert left == "", f"temp files left: {left}"
-
-
-def _controller_processes(needle: bytes) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 @pytest.mark.parametrize("entry", ["forged", "symlink"])

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import guest_sh, host_sh
+from conftest import controller_processes, guest_sh, host_sh
 from test_connection import BIN, recap, run_ansible
 
 # Tasks that start no process of their own inside the container (command or stat would).
@@ -62,19 +62,6 @@ def test_host_processes_do_not_grow_with_the_number_of_tasks(lab, tmp_path):
     assert ours_long - ours_short < 16, (ours_short, ours_long)
 
 
-def _our_processes(marker: str) -> list[int]:
-    """Controller processes whose command line carries this test's marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def _interpreters_on(lab: dict, host: dict) -> list[str]:
     # mitogen names its interpreters "python3(mitogen:...)"; the brackets keep pgrep off itself.
     out = host_sh(lab, host, "pgrep -af '[m]itogen:' || true").stdout
@@ -104,12 +91,15 @@ def test_controller_killed_with_sigkill_leaves_no_interpreter(lab, strategy):
         play.kill()  # SIGKILL, the main process only: as a user's `kill -9` would
         play.wait()
         deadline = time.monotonic() + 15
-        while (left := _interpreters_on(lab, host)) or _our_processes(marker):
+        while True:
+            left, ours = _interpreters_on(lab, host), controller_processes(marker.encode())
+            if not left and not ours:
+                break
             assert time.monotonic() < deadline, (
-                f"15 s after SIGKILL: on {host['name']}: {left}; on the controller: {_our_processes(marker)}")
+                f"15 s after SIGKILL: on {host['name']}: {left}; on the controller: {ours}")
             time.sleep(0.5)
     finally:
-        for pid in _our_processes(marker):
+        for pid in controller_processes(marker.encode()):
             os.kill(pid, signal.SIGKILL)
 
 
