@@ -211,6 +211,18 @@ if [ "$1" = -c ]; then
 fi
 (exec "$@")'
 
+# Whether $pid is still the leader this command was given: a live process of $unit in a
+# container, started at $start (when known).
+leader_still_there() {
+  verified "$pid" "$unit" && [ "$ST" = "${start:-$ST}" ]
+}
+
+# The command did not start because the instance is going away: the same answer as the
+# container's own "not booted" (INNER), with the run nonce, which the controller retries.
+say_not_ready() {
+  printf '\nNSPAWN-FAST-NOT-READY %s\n' "${RN%+}" >&2
+}
+
 # run_inside PID UNIT PATH ARGV...: ARGV in the container of leader PID. A subshell joins the
 # leader's cgroup (so the container's limits apply and its processes stay in its units;
 # nsenter -C only joins the cgroup namespace) and becomes nsenter: this shell stays outside.
@@ -239,11 +251,11 @@ run_inside() {
       # with it: the command did not start, as when systemd in it is stopping (the first
       # command of a task waits for the next instance). A live one may have moved within its
       # unit: its cgroups are read once more.
-      if verified "$pid" "$unit" && [ "$ST" = "${start:-$ST}" ]; then
+      if leader_still_there; then
         join_cgroups
         [ -n "$joined" ] || die cgroup "cannot join the cgroup of $unit: refusing to run outside it"
       elif [ "${RN:--}" != - ]; then
-        printf '\nNSPAWN-FAST-NOT-READY %s\n' "${RN%+}" >&2
+        say_not_ready
         exit 1
       else
         die leader-changed "the container's leader process $pid is gone: the container stopped or restarted"
@@ -480,8 +492,8 @@ run_checked() {
   # a reboot under way): the container's "not booted" answer, so the controller waits for the
   # next instance and runs the command there, as it does when the check itself says so.
   case ${RN:--} in
-    *+) if [ "$rc" -ne 0 ] && ! { verified "$pid" "$unit" && [ "$ST" = "$start" ]; }; then
-      printf '\nNSPAWN-FAST-NOT-READY %s\n' "${RN%+}" >&2
+    *+) if [ "$rc" -ne 0 ] && ! leader_still_there; then
+      say_not_ready
       exit "$rc"
     fi ;;
   esac
@@ -540,9 +552,7 @@ tree() {
 # Whether process $1 still is the one started at $2 and has not exited (a zombie has).
 still_running() {
   starttime "$1" && [ "$ST" = "$2" ] || return 1
-  s=''
-  read -r s <"/proc/$1/stat" 2>/dev/null
-  case ${s##*) } in Z* | X*) return 1 ;; esac
+  case $PSTATE in Z* | X*) return 1 ;; esac
 }
 
 # The machines machined runs, for "not known" messages.

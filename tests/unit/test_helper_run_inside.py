@@ -8,7 +8,8 @@ from ansible_nspawn_fast import enter
 
 HELPER = enter.host_helper()
 FUNCTIONS = "".join(re.search(rf"^{name}\(\) \{{.*?^\}}\n", HELPER, re.S | re.M).group(0)
-                    for name in ("die", "starttime", "unit_cgroups", "verified", "ns_flags", "run_inside"))
+                    for name in ("die", "starttime", "unit_cgroups", "verified", "ns_flags", "leader_still_there",
+                                 "say_not_ready", "run_inside"))
 
 
 def gone_pid() -> int:
