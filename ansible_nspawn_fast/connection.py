@@ -20,9 +20,9 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
 
-from . import enter
-from .errors import (ConfigError, ContainerRestarted, NextSteps, NspawnError, RemoteFileNotFound,
-                     TransferError, Unreachable, helper_failure)
+from . import enter, errors
+from .errors import (ConfigError, ContainerRestarted, LocalFileNotFound, NextSteps, NspawnError, RemoteFileNotFound,
+                     Unreachable, helper_failure)
 from .host import HostShell, LocalHost, SshHost
 from .target import NspawnTarget, target_from_options
 
@@ -67,14 +67,9 @@ def helper_error(target: NspawnTarget, code: str, message: str) -> NspawnError:
     return helper_failure(code, message, where=target.where, name=target.container, steps=ANSIBLE_STEPS)
 
 
-def tree_error(target: NspawnTarget, reason: str) -> Unreachable:
-    """systemd-nspawn refused to run the tree (busy, not supported): its own words."""
-    return Unreachable(f"systemd-nspawn cannot run {target.where}: {reason[-2000:]}")
-
-
 def to_ansible_error(err: NspawnError) -> AnsibleError:
-    """The one translation from runtime errors to Ansible's UNREACHABLE/FAILED."""
-    if isinstance(err, RemoteFileNotFound):
+    """The one translation from runtime errors to Ansible's UNREACHABLE/FAILED (both paths)."""
+    if isinstance(err, (RemoteFileNotFound, LocalFileNotFound)):
         return AnsibleFileNotFound(str(err))
     if isinstance(err, (Unreachable, ConfigError)):
         return AnsibleConnectionFailure(str(err))
@@ -200,7 +195,7 @@ class Connection(ConnectionBase):
             except ValueError as e:
                 raise to_ansible_error(helper_error(self.target, "lookup-failed", str(e))) from None
             if leader is None:
-                said = to_text(err or out, errors="surrogate_or_replace").strip()[-2000:]
+                said = _said(err or out).strip()[-errors.DETAIL_CHARS:]
                 raise to_ansible_error(helper_error(self.target, "lookup-failed", f"rc={rc}: {said}"))
             self._leader = leader
             display.vvv(f"NSPAWN: leader of {self.target.where} is PID {leader.pid}",
@@ -211,7 +206,7 @@ class Connection(ConnectionBase):
                             host=self._display_host())
                 self._leader, self._fresh = None, True
                 return out, err, True
-            self._restarted = helper_error(self.target, "leader-changed", "it is shutting down")
+            self._restarted = helper_error(self.target, "leader-changed", errors.SHUTTING_DOWN)
             raise to_ansible_error(self._restarted)
         return out, err, False
 
@@ -222,7 +217,7 @@ class Connection(ConnectionBase):
             return self._host.run(command, in_data=in_data, sudoable=sudoable)
         except AnsibleConnectionFailure as e:
             # SSH's own message, said of the container the user asked for.
-            raise AnsibleConnectionFailure(f"cannot reach {self.target.where}: {e.message}") from e
+            raise to_ansible_error(errors.host_unreachable(self.target.where, e.message)) from e
 
     def exec_command(self, cmd: str, in_data: bytes | None = None,
                      sudoable: bool = True) -> tuple[int, bytes, bytes]:
@@ -241,7 +236,7 @@ class Connection(ConnectionBase):
         """systemd-nspawn's own failure (tree busy, not supported) makes the tree UNREACHABLE."""
         reason = enter.tree_failure(rc, stderr)
         if reason is not None:
-            raise to_ansible_error(tree_error(self.target, reason))
+            raise to_ansible_error(errors.tree_refused(self.target, reason))
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
@@ -249,7 +244,7 @@ class Connection(ConnectionBase):
                     host=self._display_host())
         b_in = to_bytes(in_path, errors="surrogate_or_strict")
         if not os.path.exists(b_in):
-            raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
+            raise to_ansible_error(errors.local_missing(in_path))
         assert self._host is not None
         with open(b_in, "rb") as source:
             size = os.fstat(source.fileno()).st_size
@@ -261,8 +256,7 @@ class Connection(ConnectionBase):
                 if not again:
                     break
         if rc != 0:
-            self._fail_transfer(rc, err, f"failed to put {in_path} to {out_path} in "
-                                         f"{self.target.where}")
+            raise to_ansible_error(errors.put_failed(self.target, out_path, _said(err), rc))
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         super().fetch_file(in_path, out_path)
@@ -284,20 +278,13 @@ class Connection(ConnectionBase):
                         break
             if rc != 0:
                 if rc == enter.FETCH_MISSING_RC:
-                    raise to_ansible_error(RemoteFileNotFound(
-                        f"{in_path} does not exist in {self.target.where}"))
-                self._fail_transfer(rc, err, f"failed to fetch {in_path} from {self.target.where}")
+                    raise to_ansible_error(errors.remote_missing(self.target, in_path))
+                raise to_ansible_error(errors.fetch_failed(self.target, in_path, out_path, _said(err), rc))
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, b_out)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-    def _fail_transfer(self, rc: int, err: bytes, what: str) -> t.NoReturn:
-        detail = to_text(err, errors="surrogate_or_replace").strip()
-        if rc == 255 and not self.target.local:
-            raise AnsibleConnectionFailure(f"{what}: SSH to {self.target.host} failed: {detail}")
-        raise to_ansible_error(TransferError(f"{what} (rc={rc}): {detail}"))
 
     def reset(self) -> None:
         if self._host is not None and hasattr(self._hop, "reset"):
@@ -311,6 +298,11 @@ class Connection(ConnectionBase):
         self._restarted = None
         self._fresh = False
         self._connected = False
+
+
+def _said(stderr: bytes) -> str:
+    """A host command's stderr as the detail of a message."""
+    return to_text(stderr, errors="surrogate_or_replace")
 
 
 def _umask() -> int:

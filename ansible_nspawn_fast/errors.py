@@ -1,8 +1,11 @@
 """The runtime's own errors, each naming the host, the container and the next step.
 
-The Ansible adapter translates them in one place (connection.py): an
-`Unreachable` becomes AnsibleConnectionFailure (the host is UNREACHABLE), any
-other `NspawnError` becomes AnsibleError (the task FAILED).
+Both Ansible paths (the connection plugin, connection.py, and nspawn_linear's connection,
+transport/connection.py and transport/bulk.py) build every message of their own here and
+raise it through one translator, connection.to_ansible_error: an `Unreachable` or a
+`ConfigError` becomes AnsibleConnectionFailure (the host is UNREACHABLE), a missing file
+AnsibleFileNotFound, any other `NspawnError` AnsibleError (the task FAILED). The same cause
+says the same words on both paths.
 
 The host helper reports its own failures as a code (helper.sh: `die CODE MESSAGE`; the host
 interpreter's lookup adds two of its own). HELPER_FAILURES is the one table of what each code
@@ -13,6 +16,10 @@ operator tools a flag (--boot-timeout); each passes its words as `NextSteps`.
 from __future__ import annotations
 
 import dataclasses
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .target import NspawnTarget
 
 
 class NspawnError(Exception):
@@ -37,6 +44,18 @@ class TransferError(NspawnError):
 
 class RemoteFileNotFound(TransferError):
     """The file to fetch does not exist in the container."""
+
+
+class LocalFileNotFound(TransferError):
+    """The file to put does not exist on the controller."""
+
+
+class InterpreterLost(NspawnError):
+    """nspawn_linear: the container's interpreter exited during a task (the container did not)."""
+
+
+class NoInterpreter(NspawnError):
+    """nspawn_linear: the container has no Python; only raw tasks can run there."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,3 +134,78 @@ def helper_failure(code: str, message: str, *, where: str, name: str | None,
     if step:
         text = f"{text}. {step[0].upper()}{step[1:]}"
     return failure.kind(text)
+
+
+# -- causes of the two Ansible paths that are not the helper's codes ------------------------
+# A host's own words (ssh's, systemd-nspawn's) are cut to their end: the cause is said last.
+DETAIL_CHARS = 2000
+# The helper's leader-changed message when the container said it is going down between two
+# commands of a task (its "not booted" answer after the task's first command had run).
+SHUTTING_DOWN = "it is shutting down"
+
+
+def host_unreachable(where: str, detail: str) -> Unreachable:
+    """SSH (or the multiplexer's connection) could not reach the host of `where`."""
+    return Unreachable(f"cannot reach {where}: {detail}")
+
+
+def host_lost(target: NspawnTarget, detail: str) -> Unreachable:
+    """nspawn_linear: the host's connection went away while a task ran in one of its containers."""
+    return Unreachable(f"lost the connection to {target.place} while running a task in {target.inside}: {detail}")
+
+
+def interpreter_exited(target: NspawnTarget | None, detail: str) -> InterpreterLost:
+    """nspawn_linear: only the container's interpreter exited (its leader is the same)."""
+    if target is None:
+        return InterpreterLost(f"the interpreter went away while this task was running: {detail}")
+    kept = "" if target.is_directory else ", the container did not restart"
+    return InterpreterLost(f"the interpreter in {target.where} exited while this task was running{kept} "
+                           f"({detail}). The task failed; the next task starts a new interpreter")
+
+
+def no_interpreter(where: str, python: str) -> NoInterpreter:
+    return NoInterpreter(f"{where} has no Python interpreter ({python}): only raw tasks can run there; install "
+                         "python3 in it (for example with a raw task) or set ansible_python_interpreter")
+
+
+def tree_refused(target: NspawnTarget, reason: str) -> Unreachable:
+    """systemd-nspawn refused to run the tree (busy, not supported): its own words."""
+    return Unreachable(f"systemd-nspawn cannot run {target.where}: {reason[-DETAIL_CHARS:]}")
+
+
+def local_missing(in_path: str) -> LocalFileNotFound:
+    """ansible-core's own words for it (its ssh plugin and ansible_mitogen say the same)."""
+    return LocalFileNotFound(f"file or module does not exist: {in_path}")
+
+
+def remote_missing(target: NspawnTarget, in_path: str) -> RemoteFileNotFound:
+    return RemoteFileNotFound(f"{in_path} does not exist in {target.where}")
+
+
+def put_failed(target: NspawnTarget, out_path: str, detail: str, rc: int | None = None) -> NspawnError:
+    """An upload into the container did not complete; the script inside kept the old file."""
+    return _transfer_failed(target, f"failed to put {out_path} in {target.where}", detail, rc,
+                            "the old file, if any, is unchanged; check the space and permissions there "
+                            "and run the task again")
+
+
+def fetch_failed(target: NspawnTarget, in_path: str, out_path: str, detail: str,
+                 rc: int | None = None) -> NspawnError:
+    """A download did not complete; the local file was written aside and never renamed."""
+    return _transfer_failed(target, f"failed to fetch {in_path} from {target.where}", detail, rc,
+                            f"nothing was written to {out_path}; run the task again")
+
+
+def transfer_stopped(why: str) -> TransferError:
+    """The controller stopped a transfer at one of its bounds (put_failed/fetch_failed say which file)."""
+    return TransferError(f"{why}: transfer stopped")
+
+
+def _transfer_failed(target: NspawnTarget, what: str, detail: str, rc: int | None, next_step: str) -> NspawnError:
+    """`rc`: the host command's status (255 from ssh: the host, not the transfer, failed);
+    None when the controller stopped the transfer (deadline, size)."""
+    detail = detail.strip()[-DETAIL_CHARS:]
+    if rc == 255 and not target.local:
+        return Unreachable(f"{what}: SSH to host {target.host} failed: {detail} ({next_step})")
+    status = "" if rc is None else f" (rc={rc})"
+    return TransferError(f"{what}{status}: {detail} ({next_step})")

@@ -37,12 +37,19 @@ class NspawnTarget:
         return self.directory is not None
 
     @property
+    def place(self) -> str:
+        """'host 10.0.0.5', or 'the controller' (ansible_nspawn_local)."""
+        return "the controller" if self.local else f"host {self.host}"
+
+    @property
+    def inside(self) -> str:
+        """'container web', or 'directory tree /srv/tree'."""
+        return f"directory tree {self.directory}" if self.is_directory else f"container {self.container}"
+
+    @property
     def where(self) -> str:
         """'container web on host 10.0.0.5' — used in every message."""
-        place = "the controller" if self.local else f"host {self.host}"
-        if self.is_directory:
-            return f"directory tree {self.directory} on {place}"
-        return f"container {self.container} on {place}"
+        return f"{self.inside} on {self.place}"
 
 
 def _split_args(value: Any) -> tuple[str, ...]:
@@ -71,7 +78,7 @@ def target_from_options(get_option: Callable[[str], Any]) -> NspawnTarget:
 
 
 def validate(target: NspawnTarget) -> None:
-    where = "the controller" if target.local else f"host {target.host}"
+    where = target.place
     if target.directory is not None:
         d = target.directory
         if not isinstance(d, str) or not posixpath.isabs(d) or "\0" in d or "\n" in d:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ..plugins import CONNECTION_DIR, STRATEGY_DIR
-from . import playbooks
+from . import helper, playbooks
 from .errors import OpsError
 from .place import Place, parse_place
 
@@ -87,13 +87,11 @@ def _host_run(place: Place, argv: list[str]) -> subprocess.CompletedProcess[byte
     try:
         return subprocess.run(place.argv(argv), capture_output=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError as e:
-        raise OpsError(f"cannot run {e.filename}: it is not installed here") from None
+        raise helper.not_installed(e) from None
 
 
 def _ssh_failed(place: Place, cp: subprocess.CompletedProcess[bytes]) -> OpsError:
-    said = cp.stderr.decode("utf-8", "replace").strip().splitlines()
-    return OpsError(f"cannot reach {place.describe()} over ssh: {said[-1] if said else 'exit 255'}. "
-                    "Check that plain `ssh` to it works")
+    return helper.ssh_failed(place, cp.stderr)
 
 
 def existing_trees(place: Place, directory: str) -> set[str]:

@@ -59,13 +59,25 @@ def failure(place: Place, name: str, code: str, message: str, status: int = 1) -
     return OpsError(str(err), status)
 
 
+def ssh_failed(place: Place, stderr: bytes) -> OpsError:
+    """ssh itself failed (exit 255): its last line, and what to try."""
+    said = stderr.decode("utf-8", "replace").strip().splitlines()
+    return OpsError(f"cannot reach {place.describe()} over ssh: {said[-1] if said else 'exit 255'}. "
+                    "Check that plain `ssh` to it works")
+
+
+def not_installed(e: FileNotFoundError) -> OpsError:
+    """A local program (ssh, sudo, sh) this command needs is missing."""
+    return OpsError(f"cannot run {e.filename}: it is not installed here")
+
+
 def run_captured(place: Place, argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
     """Run a helper call there, output captured; bounded (the helper bounds its own waits)."""
     try:
         cp = subprocess.run(place.argv(argv), capture_output=True, stdin=subprocess.DEVNULL,
                             timeout=timeout)
     except FileNotFoundError as e:
-        raise OpsError(f"cannot run {e.filename}: it is not installed here") from None
+        raise not_installed(e) from None
     except subprocess.TimeoutExpired:
         raise OpsError(f"no answer from {place.describe()} within {timeout:.0f}s") from None
     return cp.returncode, cp.stdout, cp.stderr
@@ -77,9 +89,7 @@ def check(place: Place, name: str, rc: int, out: bytes, err: bytes) -> None:
     if found is not None:
         raise failure(place, name, *found)
     if rc == 255 and not place.local:
-        said = err.decode("utf-8", "replace").strip().splitlines()
-        raise OpsError(f"cannot reach {place.describe()} over ssh: {said[-1] if said else 'exit 255'}. "
-                       "Check that plain `ssh` to it works")
+        raise ssh_failed(place, err)
 
 
 def lookup(place: Place, target: NspawnTarget) -> enter.Leader:
@@ -158,7 +168,7 @@ def run_attached(place: Place, name: str, argv: list[str], tty: bool = False) ->
                                     stderr=None if tty else subprocess.PIPE,
                                     restore_signals=True)
         except FileNotFoundError as e:
-            raise OpsError(f"cannot run {e.filename}: it is not installed here") from None
+            raise not_installed(e) from None
         filt = HelperLineFilter()
         pump = None
         if proc.stderr is not None:

@@ -30,13 +30,12 @@ import tempfile
 import time
 import typing as t
 
-import ansible.errors
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.loader import connection_loader
 
-from .. import enter
+from .. import enter, errors
 from ..connection import helper_error, to_ansible_error
-from ..errors import RemoteFileNotFound, TransferError
+from ..errors import TransferError
 from ..target import NspawnTarget
 
 # Below this, a new ssh session (its master's handshake) costs more than the message loop saves.
@@ -91,28 +90,34 @@ class Channel:
     def put_stream(self, source: t.BinaryIO, size: int, out_path: str) -> None:
         """`size` bytes of `source` into `out_path` in the container; the old file stays
         unless all of them arrive (the script inside counts them before its rename)."""
-        rc, err, _ = run_bounded(self._argv(enter.put_argv(out_path, size)), source, None, 0,
-                                 transfer_timeout(size))
-        self._settle(rc, err, f"failed to put {out_path} in {self.target.where}",
-                     "the old file, if any, is unchanged; check the space and permissions there "
-                     "and run the task again")
+        def failed(detail: str, rc: int | None = None) -> errors.NspawnError:
+            return errors.put_failed(self.target, out_path, detail, rc)
+        try:
+            rc, err, _ = run_bounded(self._argv(enter.put_argv(out_path, size)), source, None, 0,
+                                     transfer_timeout(size))
+        except TransferError as e:
+            raise to_ansible_error(failed(str(e))) from None
+        self._settle(rc, err, failed)
 
     def fetch(self, in_path: str, out_path: str, size: int) -> None:
         """`in_path` of the container (announced as `size` bytes) into local `out_path`."""
         b_out = to_bytes(out_path, errors="surrogate_or_strict")
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(b_out) or b".", prefix=b".nspawn-fast-")
-        what = f"failed to fetch {in_path} from {self.target.where}"
+
+        def failed(detail: str, rc: int | None = None) -> errors.NspawnError:
+            return errors.fetch_failed(self.target, in_path, out_path, detail, rc)
         try:
             with os.fdopen(fd, "wb") as sink:
-                rc, err, got = run_bounded(self._argv(enter.fetch_argv(in_path)), None, sink, size,
-                                           transfer_timeout(size))
+                try:
+                    rc, err, got = run_bounded(self._argv(enter.fetch_argv(in_path)), None, sink, size,
+                                               transfer_timeout(size))
+                except TransferError as e:
+                    raise to_ansible_error(failed(str(e))) from None
             if rc == enter.FETCH_MISSING_RC and enter.parse_helper_error(rc, b"", err) is None:
-                raise to_ansible_error(RemoteFileNotFound(f"{in_path} does not exist in {self.target.where}"))
-            self._settle(rc, err, what, f"nothing was written to {out_path}; run the task again")
+                raise to_ansible_error(errors.remote_missing(self.target, in_path))
+            self._settle(rc, err, failed)
             if got != size:
-                raise to_ansible_error(TransferError(
-                    f"{what}: it changed while being read ({got} bytes, {size} announced); "
-                    "run the task again"))
+                raise to_ansible_error(failed(f"it changed while being read ({got} bytes, {size} announced)"))
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, b_out)
         finally:
@@ -123,19 +128,15 @@ class Channel:
     def _argv(self, inside: list[str]) -> list:
         return self._argv_for(shlex.join(enter.cmd_argv(self.target, self.leader, self._rnonce, inside)))
 
-    def _settle(self, rc: int, err: bytes, what: str, next_step: str) -> None:
+    def _settle(self, rc: int, err: bytes, failed: t.Callable[[str, int], errors.NspawnError]) -> None:
+        """Raise the helper's error, the container's "going down" or the transfer's failure."""
         found = enter.parse_helper_error(rc, b"", err)
         if found is not None:
             raise to_ansible_error(helper_error(self.target, *found))
         if enter.not_ready(err, self._rnonce):
-            raise to_ansible_error(helper_error(self.target, "leader-changed", "it is shutting down"))
-        if rc == 0:
-            return
-        detail = to_text(err, errors="surrogate_or_replace").strip()[-2000:]
-        if rc == 255 and not self.target.local:
-            raise ansible.errors.AnsibleConnectionFailure(
-                f"{what}: SSH to host {self.target.host} failed: {detail} ({next_step})")
-        raise to_ansible_error(TransferError(f"{what} (rc={rc}): {detail} ({next_step})"))
+            raise to_ansible_error(helper_error(self.target, "leader-changed", errors.SHUTTING_DOWN))
+        if rc != 0:
+            raise to_ansible_error(failed(to_text(err, errors="surrogate_or_replace"), rc))
 
 
 class TransferTooLarge(Exception):
@@ -147,7 +148,7 @@ def run_bounded(argv: list, stdin: t.BinaryIO | None, sink: t.BinaryIO | None, l
     """Run `argv` with stdin fed from a file; stdout (at most `limit` bytes) into `sink`.
 
     Returns (rc, the tail of stderr, bytes of stdout). Past the deadline, or past the
-    limit, the process is killed and an AnsibleError raised. stdin goes through a pipe this
+    limit, the process is killed and TransferError raised (the caller says which file). stdin goes through a pipe this
     process feeds (not the file itself): if the controller dies mid-upload, ssh sees the end
     of its input, the container's side gets fewer bytes than announced, and the old file
     stays (given the file, ssh would finish the upload on its own after the controller died).
@@ -203,12 +204,10 @@ def run_bounded(argv: list, stdin: t.BinaryIO | None, sink: t.BinaryIO | None, l
         proc.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         _kill(proc)
-        raise ansible.errors.AnsibleError(
-            f"the transfer did not finish within {timeout:.0f} s and was stopped") from None
+        raise errors.transfer_stopped(f"the transfer did not finish within {timeout:.0f} s") from None
     except TransferTooLarge:
         _kill(proc)
-        raise ansible.errors.AnsibleError(
-            f"the container sent more than the {limit} bytes it announced: transfer stopped") from None
+        raise errors.transfer_stopped(f"the container sent more than the {limit} bytes it announced") from None
     except BaseException:
         _kill(proc)
         raise

@@ -25,11 +25,11 @@ import mitogen.core
 import mitogen.service
 from ansible.utils.display import Display
 
-from .. import enter
+from .. import enter, errors
 from ..connection import Connection as PluginConnection
-from ..connection import helper_error, to_ansible_error, tree_error
+from ..connection import helper_error, to_ansible_error
 from ..target import NspawnTarget, target_from_options
-from . import bulk, hostside, inprocess, lifetime, plan, semantics
+from . import bulk, hostside, hostssh, inprocess, lifetime, plan, semantics
 
 display = Display()
 _cast = ansible_mitogen.utils.unsafe.cast
@@ -54,6 +54,9 @@ class _HostSpec(ansible_mitogen.transport_config.PlayContextSpec):
     def python_path(self, rediscover_python: bool = False) -> list[str]:
         return list(plan.HOST_PYTHON)
 
+    def ssh_args(self) -> list[str]:
+        return hostssh.host_ssh_args(self._connection_option, self._task_vars)
+
 
 class Connection(ansible_mitogen.connection.Connection):
     # Ansible derives the plugin type from the class name, so it must be "Connection".
@@ -70,8 +73,8 @@ class Connection(ansible_mitogen.connection.Connection):
     def _nspawn_target(self) -> NspawnTarget:
         try:
             return target_from_options(self.get_option)
-        except Exception as e:  # ConfigError
-            raise ansible.errors.AnsibleConnectionFailure(str(e)) from e
+        except errors.NspawnError as e:  # ConfigError: UNREACHABLE, as on the plugin path
+            raise to_ansible_error(e) from None
 
     def _host_stack(self, target: NspawnTarget) -> list[dict[str, t.Any]]:
         if target.local:
@@ -86,8 +89,8 @@ class Connection(ansible_mitogen.connection.Connection):
             stack=_cast(list(stack)),
         )
         if dct["msg"]:
-            raise ansible.errors.AnsibleConnectionFailure(
-                f"cannot reach {self._target.where if self._target else 'the host'}: {dct['msg']}")
+            where = self._target.where if self._target else "the host"
+            raise to_ansible_error(errors.host_unreachable(where, dct["msg"]))
         return dct
 
     def _resolve(self, connect: bool) -> dict[str, t.Any]:
@@ -152,8 +155,10 @@ class Connection(ansible_mitogen.connection.Connection):
                 self._plain = self._plain_connection()
                 return
             if res.get("method_name") in self.become_methods:
+                # A become hop that failed (its password, its prompt): FAILED in mitogen's words,
+                # as ansible_mitogen reports it.
                 raise ansible.errors.AnsibleModuleError(res["msg"])
-            raise ansible.errors.AnsibleConnectionFailure(f"cannot reach {target.where}: {res['msg']}")
+            raise to_ansible_error(errors.host_unreachable(target.where, res["msg"]))
         self._stack = res["stack"]
         self._use_interpreter(res)
 
@@ -207,7 +212,7 @@ class Connection(ansible_mitogen.connection.Connection):
         if found is not None:
             raise to_ansible_error(helper_error(target, *found))
         if target.is_directory and (reason := enter.tree_failure(rc, err)) is not None:
-            raise to_ansible_error(tree_error(target, reason))
+            raise to_ansible_error(errors.tree_refused(target, reason))
         return rc != 0
 
     def _plain_connection(self) -> PluginConnection:
@@ -225,10 +230,8 @@ class Connection(ansible_mitogen.connection.Connection):
     def _require_interpreter(self) -> None:
         self._connect()
         if self._plain is not None:
-            raise ansible.errors.AnsibleError(
-                f"{self._target.where if self._target else 'the container'} has no Python "
-                f"interpreter ({self._python[0]}): only raw tasks can run there; install python3 "
-                "in it (for example with a raw task) or set ansible_python_interpreter")
+            where = self._target.where if self._target else "the container"
+            raise to_ansible_error(errors.no_interpreter(where, self._python[0]))
 
     def get_chain(self, use_login: bool = False, use_fork: bool = False) -> t.Any:
         self._require_interpreter()
@@ -354,19 +357,11 @@ class Connection(ansible_mitogen.connection.Connection):
         target = self._target
         what = self._what_went()
         self._forget_context(host_alive=what != "host")
-        if target is None:
-            return ansible.errors.AnsibleError(f"the interpreter went away while this task was running: {e}")
+        if target is None or what == "interpreter":
+            return to_ansible_error(errors.interpreter_exited(target, str(e)))
         if what == "host":
             # UNREACHABLE: the host connection is what failed, not the task in the container.
-            place = "the controller" if target.local else f"host {target.host}"
-            inside = f"directory tree {target.directory}" if target.is_directory else f"container {target.container}"
-            return ansible.errors.AnsibleConnectionFailure(
-                f"lost the connection to {place} while running a task in {inside}: {e}")
-        if what == "interpreter":
-            kept = "" if target.is_directory else ", the container did not restart"
-            return ansible.errors.AnsibleError(
-                f"the interpreter in {target.where} exited while this task was running{kept} ({e}). "
-                "The task failed; the next task starts a new interpreter")
+            return to_ansible_error(errors.host_lost(target, str(e)))
         return to_ansible_error(helper_error(target, "leader-changed", str(e)))
 
     def _forget_context(self, host_alive: bool = True) -> None:

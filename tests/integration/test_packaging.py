@@ -4,8 +4,10 @@ The wheel (`pip wheel . --no-deps`) carries the runtime and its Ansible plugins,
 bench code. Installed into a fresh virtualenv (with the ansible-core and mitogen releases of
 this one), the ansible.cfg lines its `nspawn-fast ansible-cfg` prints run a one-task play in a
 lab container under `linear` and `nspawn_linear`. The collection built from the same files,
-installed with ansible-galaxy into that virtualenv's reach, runs the same play by FQCN. Every
-command runs outside the checkout, without PYTHONPATH: only what was installed is found.
+installed with ansible-galaxy into that virtualenv's reach, runs the same play by FQCN. The
+inventory is written as for the earlier `nspawn` plugin (`ansible_connection`, `ansible_host`,
+`ansible_nspawn_container`), its host named otherwise than its machine. Every command runs
+outside the checkout, without PYTHONPATH: only what was installed is found.
 """
 from __future__ import annotations
 
@@ -23,13 +25,31 @@ import pytest
 from nspawn_fast_dev import CHECKOUT, collection
 
 PLAY = """\
-- hosts: "{guest}"
+- hosts: seed
   gather_facts: false
   tasks:
     - ansible.builtin.command: hostname   # it ran in the container when it saw the container's name
       register: out
       changed_when: false
-      failed_when: out.stdout != inventory_hostname
+      failed_when: out.stdout != ansible_nspawn_container
+"""
+# The seed plugin's inventory: an inventory name that is not the machine's, which
+# ansible_nspawn_container names; the host, its SSH settings and pipelining as variables.
+SEED_HOST = "seed-web"
+SEED_INVENTORY = """\
+seed:
+  hosts:
+    {seed_host}:
+      ansible_nspawn_container: {guest}
+  vars:
+    ansible_connection: {connection}
+    ansible_host: 127.0.0.1
+    ansible_port: {port}
+    ansible_user: root
+    ansible_pipelining: true
+    ansible_python_interpreter: /usr/bin/python3
+    ansible_ssh_private_key_file: {key}
+    ansible_ssh_common_args: -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes
 """
 
 
@@ -78,18 +98,27 @@ def test_the_wheel_holds_the_runtime_and_its_plugins_and_no_development_code(ins
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
 
-def play(lab, tmp: Path, env: dict[str, str], strategy: str, *extra: str) -> None:
-    """The one-task play in guest 1 of host 1."""
-    guest = lab["hosts"][0]["guests"][0]
-    book = tmp / "play.yml"
-    book.write_text(PLAY.format(guest=guest))
-    cp = run(["ansible-playbook", "-vvv", "-i", lab["inventory"], str(book), "-e",
-              "ansible_python_interpreter=/usr/bin/python3", *extra],
-             env={**env, "ANSIBLE_STRATEGY": strategy}, cwd=tmp)
+def seed_inventory(lab, tmp: Path, connection: str) -> tuple[Path, str]:
+    """(the seed-style inventory of guest 1 of host 1, that guest's machine name)."""
+    host = lab["hosts"][0]
+    guest = host["guests"][0]
+    inventory = tmp / f"seed-{connection}.yml"
+    inventory.write_text(SEED_INVENTORY.format(seed_host=SEED_HOST, guest=guest, connection=connection,
+                                               port=host["port"], key=lab["key"], known_hosts=lab["known_hosts"]))
+    (tmp / "play.yml").write_text(PLAY)
+    return inventory, guest
+
+
+def play(lab, tmp: Path, env: dict[str, str], connection: str, strategy: str | None) -> None:
+    """The one-task play in guest 1 of host 1, under `strategy` (None: ansible.cfg's)."""
+    inventory, guest = seed_inventory(lab, tmp, connection)
+    if strategy is not None:
+        env = {**env, "ANSIBLE_STRATEGY": strategy}
+    cp = run(["ansible-playbook", "-vvv", "-i", str(inventory), "play.yml"], env=env, cwd=tmp)
     # Under the strategy, the container's persistent interpreter (mitogen) ran the task.
     how = "NSPAWN CONNECTION" if strategy == "linear" else "NSPAWN (mitogen) CONNECTION"
     assert f"ESTABLISH {how} TO container {guest}" in cp.stdout, cp.stdout[-3000:]
-    assert re.search(rf"^{guest} +: ok=1 +changed=0 +unreachable=0 +failed=0 ", cp.stdout, re.M), cp.stdout
+    assert re.search(rf"^{SEED_HOST} +: ok=1 +changed=0 +unreachable=0 +failed=0 ", cp.stdout, re.M), cp.stdout
 
 
 def test_pip_install_with_the_printed_ansible_cfg(lab, installed):
@@ -107,8 +136,9 @@ def test_pip_install_with_the_printed_ansible_cfg(lab, installed):
     env = {**env, "ANSIBLE_CONFIG": str(cfg)}
     doc = run(["ansible-doc", "-t", "connection", "nspawn"], env=env, cwd=tmp).stdout
     assert str(Path(site).parent / "plugins" / "connection" / "nspawn.py") in doc and "nspawn_container" in doc
-    for strategy in ("linear", "nspawn_linear"):
-        play(lab, tmp, env, strategy)
+    # The printed lines as they are (their strategy: nspawn_linear), then stock linear.
+    for strategy in (None, "linear"):
+        play(lab, tmp, env, "nspawn", strategy)
 
 
 def test_the_collection_by_fqcn(lab, installed):
@@ -117,21 +147,21 @@ def test_the_collection_by_fqcn(lab, installed):
     run([str(bin_dir / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(tmp / "collections")],
         env=env, cwd=tmp)
     cfg = tmp / "collection.cfg"  # no plugin paths: only the collection provides them
-    cfg.write_text(f"[defaults]\ncollections_path = {tmp / 'collections'}\n")
+    cfg.write_text(f"[defaults]\ncollections_path = {tmp / 'collections'}\n"
+                   "strategy = nspawn_fast.nspawn.nspawn_linear\n")
     env = {**env, "ANSIBLE_CONFIG": str(cfg)}
     doc = run(["ansible-doc", "-t", "connection", "nspawn_fast.nspawn.nspawn"], env=env, cwd=tmp).stdout
     assert "ansible_collections/nspawn_fast/nspawn/plugins/connection/nspawn.py" in doc and "nspawn_container" in doc
-    for strategy in ("linear", "nspawn_fast.nspawn.nspawn_linear"):
-        play(lab, tmp, env, strategy, "-e", "ansible_connection=nspawn_fast.nspawn.nspawn")
+    for strategy in (None, "linear"):
+        play(lab, tmp, env, "nspawn_fast.nspawn.nspawn", strategy)
     # The collection without its Python package (hidden by one that cannot be imported): each
     # plugin says what to install.
     hide = tmp / "hide" / "ansible_nspawn_fast"
     hide.mkdir(parents=True)
     (hide / "__init__.py").write_text("raise ImportError('hidden by test_packaging')\n")
-    (tmp / "play.yml").write_text(PLAY.format(guest=lab["hosts"][0]["guests"][0]))
+    inventory, _ = seed_inventory(lab, tmp, "nspawn_fast.nspawn.nspawn")
     for strategy in ("linear", "nspawn_fast.nspawn.nspawn_linear"):
-        cp = subprocess.run(["ansible-playbook", "-i", lab["inventory"], "play.yml", "-e",
-                             "ansible_connection=nspawn_fast.nspawn.nspawn"], capture_output=True, text=True,
+        cp = subprocess.run(["ansible-playbook", "-i", str(inventory), "play.yml"], capture_output=True, text=True,
                             env={**env, "ANSIBLE_STRATEGY": strategy, "PYTHONPATH": str(tmp / "hide")}, cwd=tmp,
                             timeout=120, stdin=subprocess.DEVNULL)
         what = "nspawn connection" if strategy == "linear" else "nspawn_linear strategy"

@@ -1,6 +1,7 @@
 """The one table of the host helper's error codes, and each interface's words for the next step."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -93,3 +94,59 @@ def test_a_code_this_version_does_not_know_is_said_as_it_came():
     text = str(say("code-of-a-newer-helper", ANSIBLE_STEPS, "x"))
     assert text.startswith("cannot enter container web on host db1: code-of-a-newer-helper x. ")
     assert "ansible_nspawn_host_helper" in text
+
+
+# -- one error model for both Ansible paths ----------------------------------------------------
+PACKAGE = Path(errors.__file__).parent
+# The plugin path and nspawn_linear's (its connection and its bulk transfers).
+ANSIBLE_PATHS = ("connection.py", "transport/connection.py", "transport/bulk.py")
+# Raised as is, by design: a failed become hop of nspawn_linear, in ansible_mitogen's own words
+# and kind (its password or prompt, not the container, failed).
+AS_ANSIBLE_MITOGEN_SAYS = {("transport/connection.py", "AnsibleModuleError")}
+
+
+def _called(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _calls_outside(tree: ast.AST, allowed_function: str) -> list[tuple[str, int]]:
+    """(name, line) of every call outside `allowed_function`."""
+    found: list[tuple[str, int]] = []
+
+    def walk(node: ast.AST, inside: bool) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            inside = inside or node.name == allowed_function
+        if isinstance(node, ast.Call) and not inside:
+            found.append((_called(node), node.lineno))
+        for child in ast.iter_child_nodes(node):
+            walk(child, inside)
+
+    walk(tree, False)
+    return found
+
+
+@pytest.mark.parametrize("path", ANSIBLE_PATHS)
+def test_both_paths_build_no_error_of_their_own(path):
+    """Ansible's errors are made only by connection.to_ansible_error, and the runtime's only in
+    errors.py: no message is written out on one path alone, or twice."""
+    ours = {name for name, value in vars(errors).items()
+            if isinstance(value, type) and issubclass(value, errors.NspawnError)}
+    tree = ast.parse((PACKAGE / path).read_text())
+    for name, line in _calls_outside(tree, "to_ansible_error"):
+        if name.startswith("Ansible") and (path, name) not in AS_ANSIBLE_MITOGEN_SAYS:
+            pytest.fail(f"{path}:{line} raises {name} itself: build it in errors.py, raise it through "
+                        "to_ansible_error")
+        assert name not in ours, f"{path}:{line} writes a {name} message itself: say it in errors.py"
+
+
+def test_only_enter_py_builds_a_helper_command_line():
+    """`enter`, `plan` (the container's interpreter) and `hostside` (the lookup) all take theirs
+    from enter.py's helper_argv; the operator tools' own verbs (stop, enter-partial) too."""
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(PACKAGE).as_posix()
+        calls = {name for name, _ in _calls_outside(ast.parse(f.read_text()), "")}
+        if rel not in ("enter.py", "cli.py"):  # cli prints the helper for a host install
+            assert "host_helper" not in calls, rel
+        if "helper_argv" in calls:
+            assert rel in ("enter.py", "ops/enter.py", "ops/stop.py"), rel

@@ -10,6 +10,7 @@ import ansible.errors
 import pytest
 
 from ansible_nspawn_fast import enter
+from ansible_nspawn_fast.errors import TransferError
 from ansible_nspawn_fast.target import NspawnTarget
 from ansible_nspawn_fast.transport import bulk
 
@@ -65,12 +66,12 @@ def test_run_bounded_tells_an_early_exit_of_the_reader(tmp_path) -> None:
 
 
 def test_run_bounded_stops_a_sender_past_its_announced_size() -> None:
-    with pytest.raises(ansible.errors.AnsibleError, match="more than the 1000 bytes"):
+    with pytest.raises(TransferError, match="more than the 1000 bytes"):
         bulk.run_bounded(["sh", "-c", "exec cat /dev/zero"], None, io.BytesIO(), 1000, 30)
 
 
 def test_run_bounded_stops_at_the_deadline() -> None:
-    with pytest.raises(ansible.errors.AnsibleError, match="did not finish within"):
+    with pytest.raises(TransferError, match="did not finish within"):
         bulk.run_bounded(["sleep", "30"], None, None, 0, 0.5)
 
 
@@ -104,6 +105,24 @@ def test_a_fetch_that_changed_size_leaves_nothing(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_a_transfer_stopped_by_its_bounds_names_the_file_and_the_container(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ansible.errors.AnsibleError) as raised:
+        _channel("exec cat /dev/zero").fetch("/f", str(out), 4)
+    assert not isinstance(raised.value, ansible.errors.AnsibleConnectionFailure)  # FAILED
+    assert str(raised.value) == ("failed to fetch /f from container c1 on host h1: the container sent more than "
+                                 f"the 4 bytes it announced: transfer stopped (nothing was written to {out}; "
+                                 "run the task again)")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(bulk, "transfer_timeout", lambda size: 0.5)
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    with pytest.raises(ansible.errors.AnsibleError, match=r"^failed to put /d/f in container c1 on host h1: the "
+                                                          r"transfer did not finish within 0 s: transfer stopped "
+                                                          r"\(the old file"):
+        _channel("sleep 30").put(str(src), "/d/f")
+
+
 def test_a_fetch_of_a_missing_file(tmp_path) -> None:
     with pytest.raises(ansible.errors.AnsibleFileNotFound, match="/f does not exist in container c1"):
         _channel(f"exit {enter.FETCH_MISSING_RC}").fetch("/f", str(tmp_path / "out"), 4)
@@ -123,3 +142,36 @@ def test_ssh_reads_compression_off_even_after_the_defaults() -> None:
     cp = subprocess.run(["ssh", "-G", *shlex.split(argv), "127.0.0.1"], capture_output=True, text=True)
     assert "compression no" in cp.stdout.splitlines()
 
+
+
+# -- the same failure says the same on the plugin path (its put/fetch through the host shell) ---
+def _plugin(answer: tuple[int, bytes, bytes]):
+    from tests.unit.test_connection import RECORD, FakeHost, connection
+    rc, out, err = answer
+    return connection(FakeHost((rc, out, RECORD + err)), NspawnTarget(host="h1", container="c1"))
+
+
+@pytest.mark.parametrize("rc, said", [(1, b"no space"), (255, b"ssh: connect to host h1: Connection refused")])
+def test_a_failed_upload_is_the_same_error_on_both_paths(tmp_path, rc, said) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 10)
+    with pytest.raises(ansible.errors.AnsibleError) as on_plugin:
+        _plugin((rc, b"", said + b"\n")).put_file(str(src), "/d/f")
+    with pytest.raises(ansible.errors.AnsibleError) as on_bulk:
+        _channel(f"cat >/dev/null; echo {shlex.quote(said.decode())} >&2; exit {rc}").put(str(src), "/d/f")
+    assert type(on_plugin.value) is type(on_bulk.value)
+    assert isinstance(on_bulk.value, ansible.errors.AnsibleConnectionFailure) is (rc == 255)
+    assert str(on_plugin.value) == str(on_bulk.value)
+    assert str(on_bulk.value).startswith("failed to put /d/f in container c1 on host h1")
+
+
+@pytest.mark.parametrize("rc", [1, enter.FETCH_MISSING_RC])
+def test_a_failed_download_is_the_same_error_on_both_paths(tmp_path, rc) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ansible.errors.AnsibleError) as on_plugin:
+        _plugin((rc, b"", b"cat: read error\n")).fetch_file("/f", str(out))
+    with pytest.raises(ansible.errors.AnsibleError) as on_bulk:
+        _channel(f"echo 'cat: read error' >&2; exit {rc}").fetch("/f", str(out), 4)
+    assert type(on_plugin.value) is type(on_bulk.value)
+    assert str(on_plugin.value) == str(on_bulk.value)
+    assert list(tmp_path.iterdir()) == []

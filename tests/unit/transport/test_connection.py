@@ -167,6 +167,39 @@ def test_an_unreachable_multiplexer_is_unreachable(mux, conn):
         conn.exec_command("true")
 
 
+SSH_REFUSED = "ssh: connect to host server1 port 22: Connection refused"
+
+
+class RefusingHost(FakeHost):
+    """The ssh plugin of a host that cannot be reached."""
+
+    def run(self, command, in_data=None, sudoable=True):
+        raise AnsibleConnectionFailure(SSH_REFUSED)
+
+
+def test_a_host_that_cannot_be_reached_is_the_same_error_on_both_paths(mux, conn):
+    with pytest.raises(AnsibleError) as on_plugin:
+        plugin_connection(RefusingHost(), TARGET).exec_command("true")
+    m = mux(LEADER)
+    # The multiplexer's answer when its ssh to the host failed (ContextService's message).
+    m._nspawn_get = lambda **kw: {"msg": SSH_REFUSED, "method_name": "ssh", "stack": kw["host_stack"]}
+    with pytest.raises(AnsibleError) as on_linear:
+        conn.exec_command("true")
+    assert type(on_plugin.value) is type(on_linear.value) is AnsibleConnectionFailure
+    assert str(on_plugin.value) == str(on_linear.value) == f"cannot reach container web on host server1: {SSH_REFUSED}"
+
+
+def test_a_bad_option_is_the_same_error_on_both_paths(nspawn_connection):
+    bad = {**VARS, "ansible_nspawn_container": "web;reboot"}
+    raised = []
+    for linear_path in (False, True):
+        with pytest.raises(AnsibleError) as e:
+            nspawn_connection(bad, linear=linear_path)._connect()
+        raised.append(e.value)
+    assert [type(e) for e in raised] == [AnsibleConnectionFailure] * 2
+    assert str(raised[0]) == str(raised[1]) and "invalid container name 'web;reboot'" in str(raised[0])
+
+
 @pytest.mark.parametrize("after", [RESTARTED, ("lookup", "not-running", "no machine 'web'")])
 def test_a_restarted_or_stopped_container_fails_the_task_as_on_the_plugin_path(mux, conn, after):
     m = mux(LEADER, after)

@@ -197,9 +197,19 @@ def test_host_keys_are_checked_by_default_on_both_paths(nspawn_connection, monke
     assert linear_path(nspawn_connection, BASE)["check_host_keys"] == "ignore"
 
 
-def test_ansible_cfg_and_environment_settings_count_on_the_plugin_path_only(
-        nspawn_connection, monkeypatch, tmp_path):
+def test_ansible_cfg_and_environment_ssh_arguments_count_on_both_paths(nspawn_connection, monkeypatch, tmp_path):
     monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o FromEnvironment=1")
     argvs, _ = plugin_path(nspawn_connection, BASE, monkeypatch, tmp_path)
     assert argvs and all(b"FromEnvironment=1" in argv for argv in argvs)
-    assert "-o" not in linear_path(nspawn_connection, BASE)["ssh_args"]
+    assert "FromEnvironment=1" in linear_path(nspawn_connection, BASE)["ssh_args"]
+
+
+def test_the_linear_host_connection_never_joins_a_control_master(nspawn_connection, monkeypatch, tmp_path):
+    """Its own connection whatever the user's arguments say: ssh takes an option's first value."""
+    for variables in (BASE, {**BASE, "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=60s",
+                             "ansible_ssh_common_args": "-o ControlPath=/x/%C"}):
+        args = linear_path(nspawn_connection, variables)["ssh_args"]
+        paths = [a for a in args if "controlpath" in a.lower()]
+        assert args[:2] == ["-o", "ControlPath=none"] and paths[0] == "ControlPath=none", args
+    monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-C -o ControlMaster=auto -o ControlPersist=60s")
+    assert linear_path(nspawn_connection, BASE)["ssh_args"] == ["-o", "ControlPath=none"]

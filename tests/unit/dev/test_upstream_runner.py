@@ -1,4 +1,5 @@
-"""tests/upstream/runner.py: two runs of the upstream targets in one container take turns."""
+"""tests/upstream/runner.py (test tooling, not the runtime: here beside the development
+tools' tests): two runs of the upstream targets in one container take turns."""
 from __future__ import annotations
 
 import subprocess
@@ -8,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from nspawn_fast_dev import CHECKOUT
 from tests.upstream import runner
-
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _lab(tmp_path: Path) -> dict:
