@@ -51,7 +51,7 @@ from ansible.plugins.loader import action_loader, connection_loader
 from ansible.utils.display import Display
 
 from ..connection import Connection as PluginConnection
-from . import plugin_cache
+from . import planner_cache, plugin_cache
 
 display = Display()
 
@@ -377,12 +377,14 @@ def install() -> t.Callable[[], None]:
         os.register_at_fork(after_in_child=_after_fork_in_child)
         atexit.register(_shared_model.shutdown)
     forget_lookups = plugin_cache.remember_lookups()
+    forget_answers = planner_cache.remember_answers()
     ansible.plugins.strategy.WorkerProcess = _worker
     ansible_mitogen.process.get_worker_model = get_worker_model
 
     def undo() -> None:
         ansible.plugins.strategy.WorkerProcess = WorkerProcess
         forget_lookups()
+        forget_answers()
         # Closed with the strategy (the next play opens it again): its broker thread, when
         # the main thread started it (meta: reset_connection), is not a daemon, and Python
         # waits for such threads before it runs atexit handlers.
