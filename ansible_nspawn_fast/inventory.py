@@ -4,8 +4,8 @@ Every machine machined knows on every listed host becomes an inventory host reac
 `ansible_connection: nspawn`. Per host: ONE ssh round trip (the system `ssh`, BatchMode)
 running LISTING_SCRIPT, a POSIX sh script that prints NUL-terminated fields, so nothing a
 machine reports can shift a field. It asks machined only (`machinectl list`,
-`machinectl list-images`, and machined's GetMachineOSRelease for each running machine);
-it never reads a container's files itself. Hosts are asked in parallel, each bounded by a
+`machinectl list-images`, and with os_pretty_name machined's GetMachineOSRelease for each
+running machine); it never reads a container's files itself. Hosts are asked in parallel, each bounded by a
 timeout; one host that cannot be asked is a warning naming it, not a failed inventory.
 
 The parsing and naming functions are pure (text in, records out) and unit-tested; the
@@ -47,6 +47,10 @@ MAX_FIELD = 256  # os-release values longer than this are cut (the container wri
 # reports can shift a field. systemd >= 240 (and every version with JSON tables) gets JSON;
 # older machinectl ignores --output=json for `list` and prints its text columns, which the
 # parser recognises. Only machined is asked: nothing here reads a container's files.
+# `machinectl list` gives each running machine's os-release ID and VERSION_ID; with `pretty=1`
+# (listing_script(pretty_name=True)) machined is asked for each one's whole os-release too, for
+# PRETTY_NAME: one busctl per machine, which machined answers one at a time by entering the
+# machine, so most of the round trip on a host with many machines.
 LISTING_SCRIPT = r"""
 LC_ALL=C SYSTEMD_PAGER=cat SYSTEMD_COLORS=0
 export LC_ALL SYSTEMD_PAGER SYSTEMD_COLORS
@@ -62,7 +66,7 @@ m=$o
 mr=$r
 run machinectl --no-pager --no-legend --output=json list-images
 f images "$r" "$o"
-if [ "$mr" -eq 0 ]; then
+if [ "$mr" -eq 0 ] && [ "${pretty:-0}" = 1 ]; then
   # shellcheck disable=SC2020  # one newline per separator character, on purpose
   case $m in
     '['*) names=$(printf '%s\n' "$m" | tr ',{}[]' '\n\n\n\n\n' |
@@ -81,6 +85,11 @@ f end
 """
 
 
+def listing_script(pretty_name: bool = False) -> str:
+    """LISTING_SCRIPT as sent to a host (a fixed first line: nothing of the config in it)."""
+    return f"pretty={1 if pretty_name else 0}\n" + LISTING_SCRIPT
+
+
 # --- configuration --------------------------------------------------------------------
 def is_plugin_name(name: object) -> bool:
     """`plugin: nspawn`, or any fully qualified name of it (`some.collection.nspawn`)."""
@@ -92,6 +101,17 @@ class AcceptedPluginNames(list):
 
     def __contains__(self, name: object) -> bool:
         return is_plugin_name(name) or super().__contains__(name)
+
+
+def connection_plugin_name(plugin_module: str) -> str:
+    """ansible_connection of the machines: `nspawn` when the inventory plugin is loaded from a
+    path (the checkout's or a package's plugin dirs, beside the connection plugin's), and the
+    collection's FQCN when it is loaded from a collection (there the short name is not found
+    unless the connection plugin's dir is configured too)."""
+    parts = plugin_module.split(".")
+    if len(parts) > 3 and parts[0] == "ansible_collections":
+        return f"{parts[1]}.{parts[2]}.{PLUGIN_NAME}"
+    return PLUGIN_NAME
 
 
 def is_config_path(path: str) -> bool:
@@ -139,8 +159,8 @@ class HostSpec:
         target += f":{self.port}" if self.port else ""
         return self.label if target == self.label else f"{self.label} ({target})"
 
-    def connection_vars(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ansible_connection": "nspawn", "ansible_host": self.name}
+    def connection_vars(self, connection: str = PLUGIN_NAME) -> dict[str, Any]:
+        out: dict[str, Any] = {"ansible_connection": connection, "ansible_host": self.name}
         if self.port is not None:
             out["ansible_port"] = self.port
         if self.user is not None:
@@ -558,7 +578,8 @@ def _ssh_error(stderr: str, code: int) -> str:
 
 
 def discover_host(spec: HostSpec, opts: SshOptions, include_stopped: bool = True,
-                  runner: Callable[..., subprocess.Popen] = subprocess.Popen) -> HostListing:
+                  runner: Callable[..., subprocess.Popen] = subprocess.Popen, *,
+                  pretty_name: bool = False) -> HostListing:
     """ONE ssh round trip: run LISTING_SCRIPT on the host, parse what it prints."""
     start = time.monotonic()
     listing = HostListing(label=spec.label)
@@ -578,7 +599,7 @@ def discover_host(spec: HostSpec, opts: SshOptions, include_stopped: bool = True
             listing.error = f"cannot run {opts.executable}: {exc}"
             return listing
         try:
-            out, _ = proc.communicate(LISTING_SCRIPT.encode(), timeout=opts.timeout)
+            out, _ = proc.communicate(listing_script(pretty_name).encode(), timeout=opts.timeout)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -608,12 +629,14 @@ def discover_host(spec: HostSpec, opts: SshOptions, include_stopped: bool = True
 
 
 def discover(specs: list[HostSpec], opts: SshOptions, include_stopped: bool = True,
-             discover_one: Callable[..., HostListing] = discover_host) -> list[HostListing]:
+             discover_one: Callable[..., HostListing] = discover_host, *,
+             pretty_name: bool = False) -> list[HostListing]:
     """Every host at once (threads: each waits on its own ssh); results in config order."""
     if not specs:
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(specs))) as pool:
-        futures = [pool.submit(discover_one, spec, opts, include_stopped) for spec in specs]
+        futures = [pool.submit(discover_one, spec, opts, include_stopped, pretty_name=pretty_name)
+                   for spec in specs]
         return [f.result() for f in futures]
 
 
@@ -633,10 +656,11 @@ class Entry:
     name: str
     spec: HostSpec
     machine: Machine
+    connection: str = PLUGIN_NAME  # ansible_connection: the connection plugin's name
 
     def variables(self) -> dict[str, Any]:
         m = self.machine
-        return {**self.spec.connection_vars(),
+        return {**self.spec.connection_vars(self.connection),
                 "ansible_nspawn_container": m.name,
                 "nspawn_host": self.spec.label,
                 "nspawn_state": m.state,
@@ -739,8 +763,8 @@ def _specs(plugin: Any) -> list[HostSpec]:
     return check_unique_labels(specs)
 
 
-def _cache_identity(specs: list[HostSpec], include_stopped: bool) -> list[Any]:
-    return [CACHE_FORMAT, include_stopped, [asdict(s) for s in specs]]
+def _cache_identity(specs: list[HostSpec], include_stopped: bool, pretty_name: bool) -> list[Any]:
+    return [CACHE_FORMAT, include_stopped, pretty_name, [asdict(s) for s in specs]]
 
 
 def _listings(plugin: Any, path: str, cache: bool, specs: list[HostSpec],
@@ -750,7 +774,8 @@ def _listings(plugin: Any, path: str, cache: bool, specs: list[HostSpec],
     could not be asked is not cached, so the next run asks again."""
     use = bool(plugin.get_option("cache"))
     key = plugin.get_cache_key(path) if use else None
-    identity = _cache_identity(specs, include_stopped)
+    pretty_name = bool(plugin.get_option("os_pretty_name"))
+    identity = _cache_identity(specs, include_stopped, pretty_name)
     if use and cache:
         try:
             cached = plugin._cache[key]
@@ -765,7 +790,7 @@ def _listings(plugin: Any, path: str, cache: bool, specs: list[HostSpec],
                       control_path_dir=plugin.get_option("control_path_dir") or None,
                       timeout=float(plugin.get_option("timeout")))
     start = time.monotonic()
-    listings = discover(specs, opts, include_stopped)
+    listings = discover(specs, opts, include_stopped, pretty_name=pretty_name)
     plugin.display.vvv(f"nspawn inventory: {len(specs)} hosts asked in parallel in "
                        f"{time.monotonic() - start:.2f} s")
     if use and all(listing.error is None for listing in listings):
@@ -841,7 +866,9 @@ def populate(plugin: Any, path: str, cache: bool = True) -> None:
         plugin.display.warning(f"nspawn inventory: {text}")
 
     inventory = plugin.inventory
+    connection = connection_plugin_name(type(plugin).__module__)
     for entry in entries:
+        entry.connection = connection
         _warn_replaced(plugin, entry)
         # Machine names and what machined reports are data: marked unsafe (never templated).
         variables = {k: (wrap_var(v) if k.startswith("nspawn_") or k == "ansible_nspawn_container"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import yaml
+from conftest import host_sh
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -85,7 +86,7 @@ def one_line(text: str) -> str:
 def test_list_and_graph_every_machine_of_both_hosts_and_warn_of_the_down_host(lab, tmp_path):
     host1, host2 = lab["hosts"]
     special = host1["special"]
-    cfg = config(tmp_path, lab, hosts=with_down_host(lab))
+    cfg = config(tmp_path, lab, hosts=with_down_host(lab), os_pretty_name=True)
     proc = run(lab, "ansible-inventory", "-i", cfg, "--list")
     data = listed(proc)
     hostvars = data["_meta"]["hostvars"]
@@ -121,9 +122,22 @@ def test_list_and_graph_every_machine_of_both_hosts_and_warn_of_the_down_host(la
 
     graph = run(lab, "ansible-inventory", "-i", cfg, "--graph")
     assert graph.returncode == 0, graph.output[-3000:]
-    assert "@nspawn_stopped:\n  |  |--h1-stopped" in graph.stdout
-    assert re.search(r"@nspawn_host_nf_host2:\n(  \|  \|--h2-c\d\n){3}", graph.stdout), graph.stdout
+    assert graph_members(graph.stdout, "nspawn_stopped") == {special["stopped"]}, graph.stdout
+    # every guest of the lab's shape (3 by default, 25 with `lab up --guests 25`)
+    assert graph_members(graph.stdout, "nspawn_host_nf_host2") == set(host2["guests"]), graph.stdout
     assert "nf-down" in graph.stderr
+
+
+def graph_members(graph: str, group: str) -> set[str]:
+    """The hosts `ansible-inventory --graph` shows right under `@group:` (a child of @all)."""
+    lines = graph.splitlines()
+    start = lines.index(f"  |--@{group}:") + 1
+    found = set()
+    for line in lines[start:]:
+        if not line.startswith("  |  |--"):
+            break
+        found.add(line[len("  |  |--"):])
+    return found
 
 
 def fan_out(proc) -> tuple[list[float], float]:
@@ -168,6 +182,28 @@ def test_collision_with_the_default_template_is_a_warning_and_a_host_suffix(lab,
             f"one on again.example is listed as {host1['guests'][0]}-again") in one_line(proc.stderr)
 
 
+def test_the_same_machine_name_on_both_hosts_is_listed_twice_under_two_names(lab, tmp_path):
+    """A real collision across hosts: an image of one name on each lab host (an empty directory
+    in /var/lib/machines is an image machined lists, stopped)."""
+    host1, host2 = lab["hosts"]
+    twin = "nf-t-twin"
+    try:
+        for host in (host1, host2):
+            host_sh(lab, host, f"mkdir -p /var/lib/machines/{twin}")
+        proc = run(lab, "ansible-inventory", "-i", config(tmp_path, lab), "--list")
+        hostvars = listed(proc)["_meta"]["hostvars"]
+        first, second = hostvars[twin], hostvars[f"{twin}-{host2['name']}"]
+        assert (first["nspawn_host"], first["ansible_port"]) == (host1["name"], host1["port"])
+        assert (second["nspawn_host"], second["ansible_port"]) == (host2["name"], host2["port"])
+        assert first["ansible_nspawn_container"] == second["ansible_nspawn_container"] == twin
+        assert first["nspawn_state"] == second["nspawn_state"] == "stopped"
+        assert (f"machine {twin} is on host {host1['name']} and on host {host2['name']}: the one on "
+                f"{host2['name']} is listed as {twin}-{host2['name']}") in one_line(proc.stderr), proc.stderr
+    finally:
+        for host in (host1, host2):
+            host_sh(lab, host, f"rmdir /var/lib/machines/{twin} 2>/dev/null; true")
+
+
 def test_collision_from_name_template_fails_naming_both_hosts(lab, tmp_path):
     colliding = config(tmp_path, lab, "collide.nspawn.yml",
                        name_template="{{ machine | regex_replace('^h[0-9]-', '') }}")
@@ -201,6 +237,8 @@ def test_keyed_groups_compose_and_groups(lab, tmp_path):
     assert members(data, "on_nf_host1") | members(data, "on_nf_host2") == every
     assert members(data, "without_python") == {host1["special"]["nopy"]}
     c1 = data["_meta"]["hostvars"][host1["guests"][0]]
+    # without os_pretty_name: the OS from `machinectl list`, no PRETTY_NAME
+    assert (c1["nspawn_os_id"], c1["nspawn_os_version"], c1["nspawn_os_pretty_name"]) == ("debian", "12", None)
     assert c1["container_fqdn"] == f"{host1['guests'][0]}.nf-host1"
     assert c1["ansible_pipelining"] is True
 

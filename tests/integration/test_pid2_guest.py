@@ -1,12 +1,15 @@
-"""The lab's guest without systemd (h1-pid2: nspawn's stub init as PID 1, a shell script as PID
-2, started with ProcessTwo=yes): entered on both paths with no readiness protocol to ask,
-stopped and waited for by `nspawn-fast stop`. (The inventory plugin lists it:
-test_inventory_plugin.py pings it through the discovered inventory.)
+"""Containers without systemd. The lab's h1-pid2 (nspawn's stub init as PID 1, a shell script as
+PID 2, started with ProcessTwo=yes): entered on both paths with no readiness protocol to ask,
+stopped and waited for by `nspawn-fast stop` (the inventory plugin lists it:
+test_inventory_plugin.py pings it through the discovered inventory). And a shell script as
+PID 1 without systemctl, made by the nspawn_machine module: found by the inventory plugin,
+entered on both paths, stopped by the module with SIGTERM and waited for, then removed.
 
 A short boot timeout makes a wait that cannot end fail in seconds, not minutes.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -104,3 +107,80 @@ def start_again(lab, host, name):
     while guest_sh(lab, host, name, f"test -s {APP_STARTED}", check=False).returncode != 0:
         assert time.monotonic() < deadline, f"{name} did not start again"
         time.sleep(0.3)
+
+
+# --- a shell script as PID 1 (no stub init, no systemd, no systemctl), made by nspawn_machine --
+SCRIPT_MACHINE = "nf-t-script"  # removed at the end (test_fleet.py's cleanup also finds nf-t-*)
+SCRIPT_INIT = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
+SCRIPT_PLAY = """
+- hosts: nf-t-script
+  gather_facts: false
+  tasks:
+    - name: PID 1 is the script's shell, and there is no systemctl to ask
+      ansible.builtin.shell: "cat /proc/1/comm; command -v systemctl || echo no-systemctl"
+      register: init
+      changed_when: false
+    - name: A module that writes a file
+      ansible.builtin.copy:
+        content: "{{ marker }}\\n"
+        dest: /tmp/nf-script-test
+        mode: "0644"
+    - name: Report
+      ansible.builtin.debug:
+        msg: "INIT={{ init.stdout_lines | join(',') }} STATE={{ nspawn_state }} OS={{ nspawn_os_id }}"
+"""
+
+
+def ansible(lab, tool, *args, strategy="linear"):
+    env = {**os.environ, "ANSIBLE_CONFIG": lab["ansible_cfg"], "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_DEPRECATION_WARNINGS": "0", "ANSIBLE_STRATEGY": strategy}
+    proc = subprocess.run([str(BIN / tool), *args], env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+    return proc
+
+
+def machine(lab, host, state, **options):
+    args = json.dumps({"name": SCRIPT_MACHINE, "state": state, **options})
+    return ansible(lab, "ansible", host["name"], "-m", "nspawn_machine", "-a", args)
+
+
+def test_a_script_init_made_by_the_module_is_listed_entered_and_stopped_with_sigterm(lab, tmp_path):
+    host = lab["hosts"][1]
+    machine(lab, host, "absent")  # what an interrupted run left
+    try:
+        made = machine(lab, host, "started", overlay={"lower": [lab["base"]]}, private_users=False,
+                       network={"mode": "host"}, boot=False, command=["/bin/sh", "-c", SCRIPT_INIT],
+                       enabled=True)
+        assert made.returncode == 0, made.output[-3000:]
+        unit = f"systemd-nspawn@{SCRIPT_MACHINE}.service"
+        assert host_sh(lab, host, f"systemctl is-enabled {unit}").stdout == "enabled\n"
+        # no systemctl in it: a whiteout in its own upper dir (the base keeps it)
+        host_sh(lab, host, f"rm /var/lib/machines/{SCRIPT_MACHINE}/usr/bin/systemctl")
+        inventory = tmp_path / "script.nspawn.yml"
+        inventory.write_text("plugin: nspawn\nhosts_from_group: lab_hosts\ninclude_stopped: false\n")
+        book = tmp_path / "script.yml"
+        book.write_text(SCRIPT_PLAY)
+        for strategy in ("linear", "nspawn_linear"):
+            proc = ansible(lab, "ansible-playbook", "-i", lab["inventory"], "-i", str(inventory), str(book),
+                           "-e", f"marker=by-{strategy}", "-e", f"ansible_nspawn_boot_timeout={BOOT_TIMEOUT}",
+                           strategy=strategy)
+            assert proc.returncode == 0, proc.output[-4000:]
+            assert "INIT=sh,no-systemctl STATE=running OS=debian" in proc.output, proc.output[-3000:]
+            assert guest_sh(lab, host, SCRIPT_MACHINE, "cat /tmp/nf-script-test").stdout == f"by-{strategy}\n"
+
+        leader = host_sh(lab, host, f"machinectl show -p Leader --value {SCRIPT_MACHINE}").stdout.strip()
+        stop = machine(lab, host, "stopped", timeout=20)
+        assert stop.returncode == 0 and "stopped (SIGTERM to its leader" in stop.output, stop.output[-3000:]
+        # when the task returns, the leader has exited and machined no longer lists the machine
+        gone = host_sh(lab, host, f"test -e /proc/{leader} && echo alive; machinectl show {SCRIPT_MACHINE} "
+                                  ">/dev/null 2>&1 && echo listed; true").stdout
+        assert gone.strip() == "", gone
+        again = machine(lab, host, "stopped", timeout=20)
+        assert again.returncode == 0 and '"changed": false' in again.output, again.output[-3000:]
+    finally:
+        gone = machine(lab, host, "absent")
+    assert gone.returncode == 0, gone.output[-3000:]
+    assert host_sh(lab, host, f"ls -d /var/lib/machines/{SCRIPT_MACHINE} /etc/systemd/nspawn/{SCRIPT_MACHINE}.nspawn "
+                              f"/var/lib/machines/.overlay/{SCRIPT_MACHINE} /etc/systemd/system/machines.target.wants/"
+                              f"systemd-nspawn@{SCRIPT_MACHINE}.service 2>/dev/null; true").stdout == ""

@@ -373,7 +373,7 @@ def test_listing_cache_round_trip():
 
 
 def test_hosts_are_asked_in_parallel_and_results_keep_config_order():
-    def slow(s, opts, include_stopped):
+    def slow(s, opts, include_stopped, pretty_name):
         time.sleep(0.5 if s.label != "h0" else 0.8)
         return inv.HostListing(label=s.label)
     start = time.monotonic()
@@ -439,7 +439,7 @@ def opts(base: Path, **kw) -> inv.SshOptions:
 
 
 def test_script_on_systemd_252_json(fake_hosts):
-    li = inv.discover_host(spec("a", port=1), opts(fake_hosts))
+    li = inv.discover_host(spec("a", port=1), opts(fake_hosts), pretty_name=True)
     assert li.error is None and li.systemd == 252 and li.warnings == []
     got = {m.name: (m.state, m.os_id, m.os_pretty_name, m.image_type) for m in li.machines}
     assert got == {"web": ("running", "debian", "Debian GNU/Linux 12 (bookworm)", "directory"),
@@ -448,7 +448,7 @@ def test_script_on_systemd_252_json(fake_hosts):
 
 
 def test_script_on_systemd_239_text(fake_hosts):
-    li = inv.discover_host(spec("b", port=2), opts(fake_hosts))
+    li = inv.discover_host(spec("b", port=2), opts(fake_hosts), pretty_name=True)
     assert li.error is None and li.systemd == 239
     got = {m.name: (m.state, m.os_id, m.os_version, m.os_pretty_name, m.image_type)
            for m in li.machines}
@@ -457,6 +457,17 @@ def test_script_on_systemd_239_text(fake_hosts):
                    "db": ("running", "ubuntu", "24.04", None, None),
                    "odd": ("running", None, None, None, None),
                    "old239": ("stopped", None, None, None, "raw")}
+
+
+@pytest.mark.parametrize(("port", "systemd"), [(1, 252), (2, 239)])
+def test_without_os_pretty_name_machined_is_not_asked_per_machine(fake_hosts, port, systemd):
+    """The default: ID and VERSION_ID from `machinectl list` (JSON or text), no busctl at all."""
+    (fake_hosts / "bin" / "busctl").write_text(f"#!/bin/sh\ntouch {fake_hosts}/busctl-ran\nexit 1\n")
+    li = inv.discover_host(spec("a", port=port), opts(fake_hosts))
+    assert li.error is None and li.systemd == systemd
+    web = next(m for m in li.machines if m.name == "web")
+    assert (web.os_id, web.os_version, web.os_pretty_name) == ("debian", "12", None)
+    assert not (fake_hosts / "busctl-ran").exists()
 
 
 def test_script_with_hostile_names_in_machinectl_output(fake_hosts):
@@ -554,12 +565,37 @@ def test_plugin_end_to_end_with_fake_hosts(fake_hosts, tmp_path):
             "srv2.example.com is listed as web-srv2") in err
 
 
+@pytest.mark.parametrize(("module", "connection"), [
+    ("ansible.plugins.inventory.nspawn", "nspawn"),
+    ("ansible_collections.nspawn_fast.nspawn.plugins.inventory.nspawn", "nspawn_fast.nspawn.nspawn"),
+    ("ansible_collections.my.coll.plugins.inventory.nspawn", "my.coll.nspawn"),
+])
+def test_connection_name_follows_where_the_plugin_was_loaded_from(module, connection):
+    assert inv.connection_plugin_name(module) == connection
+
+
+def test_plugin_loaded_from_a_collection_names_the_collections_connection(fake_hosts, tmp_path):
+    """Installed as a collection (no plugin dirs configured), its machines get the FQCN
+    ansible_connection: the short name `nspawn` would not be found there."""
+    plugin_dir = tmp_path / "coll" / "ansible_collections" / "my" / "coll" / "plugins" / "inventory"
+    plugin_dir.mkdir(parents=True)
+    shutil.copyfile(REPO / "ansible_nspawn_fast" / "plugins" / "inventory" / "nspawn.py", plugin_dir / "nspawn.py")
+    config = write_config(tmp_path, fake_hosts, plugin="my.coll.nspawn", hosts=[{"name": "srv1", "port": 1}])
+    proc = ansible("ansible-inventory", "-i", str(config), "--list", tmp_path=tmp_path,
+                   env={"ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "coll"), "ANSIBLE_INVENTORY_PLUGINS": "",
+                        "ANSIBLE_INVENTORY_ENABLED": "my.coll.nspawn"})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = unwrap(json.loads(proc.stdout))["_meta"]["hostvars"]
+    assert hostvars["web"]["ansible_connection"] == "my.coll.nspawn"
+    assert hostvars["web"]["ansible_nspawn_container"] == "web"
+
+
 def test_plugin_keeps_hostile_os_release_as_data(fake_hosts, tmp_path):
     marker = tmp_path / "pwned"
     hostile = {"type": "a{ss}", "data": [{"ID": "debian", "VERSION_ID": "12",
                                           "PRETTY_NAME": f"{{{{ lookup('pipe', 'touch {marker}') }}}}"}]}
     (fake_hosts / "1" / "os-web.json").write_text(json.dumps(hostile))
-    config = write_config(tmp_path, fake_hosts, hosts=[{"name": "srv1", "port": 1}])
+    config = write_config(tmp_path, fake_hosts, hosts=[{"name": "srv1", "port": 1}], os_pretty_name=True)
     proc = ansible("ansible", "-i", str(config), "web", "-m", "ansible.builtin.debug", "-a",
                    "msg={{ nspawn_os_pretty_name }}", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

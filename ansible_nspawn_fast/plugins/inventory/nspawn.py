@@ -15,9 +15,13 @@ description:
     makes each one an inventory host with C(ansible_connection=nspawn), C(ansible_host),
     C(ansible_port), C(ansible_user) and the SSH settings of its host, and
     C(ansible_nspawn_container) set to its machine name.
+  - Loaded from the collection (C(plugin=nspawn_fast.nspawn.nspawn) with no plugin path
+    configured), C(ansible_connection) is the collection's connection plugin,
+    C(nspawn_fast.nspawn.nspawn); O(compose) can set another.
   - Per host ONE SSH round trip with the system C(ssh) (BatchMode, ControlMaster) runs a
-    small POSIX sh script there that asks machined only (C(machinectl list),
-    C(machinectl list-images), machined's C(GetMachineOSRelease) for each running machine);
+    small POSIX sh script there that asks machined only (C(machinectl list), which has each
+    running machine's os-release ID and VERSION_ID, C(machinectl list-images), and with
+    O(os_pretty_name) machined's C(GetMachineOSRelease) for each running machine);
     nothing reads a container's files. Listing needs no root on the host. JSON output is
     used where machinectl has it, its text columns on older systemd (239 and later).
   - Hosts are asked in parallel (up to 32 at a time), each bounded by O(timeout). A host that cannot be asked is
@@ -28,7 +32,7 @@ description:
   - Each host gets the variables C(nspawn_host) (the host's O(hosts[].alias)),
     C(nspawn_state) (running or stopped), C(nspawn_class) (container or vm; null for a
     stopped image), C(nspawn_os_id), C(nspawn_os_version), C(nspawn_os_pretty_name)
-    (running machines only; the container's own os-release, as machined reads it,
+    (with O(os_pretty_name); running machines only; the container's own os-release, as machined reads it,
     so a claim of the container, not a fact to base trust on), C(nspawn_image_type)
     (directory, subvolume, raw, block; null when the machine has no image).
   - Groups (names sanitized to letters, digits and C(_)) are C(nspawn_host_<host>),
@@ -114,6 +118,16 @@ options:
         group C(nspawn_stopped)).
     type: boolean
     default: true
+  os_pretty_name:
+    description:
+      - Also ask machined for the whole os-release of each running machine, for
+        C(nspawn_os_pretty_name) (null without it; C(nspawn_os_id) and C(nspawn_os_version)
+        come from C(machinectl list) either way).
+      - Costs one C(busctl) process and machined call per running machine, which machined
+        answers one at a time by entering the machine; on a host with 25 machines that is
+        most of the listing's time.
+    type: boolean
+    default: false
   timeout:
     description:
       - Seconds to wait for each host's answer (also its SSH ConnectTimeout).
