@@ -19,6 +19,7 @@ import mitogen.parent
 import mitogen.service
 
 from ansible_nspawn_fast import enter
+from ansible_nspawn_fast.transport import readiness
 
 # Threads of the host's service pool: how many containers of one host start at once.
 POOL_SIZE = 16
@@ -118,12 +119,30 @@ def prepare(econtext: mitogen.core.ExternalContext) -> None:
 _econtext: mitogen.core.ExternalContext | None = None
 
 
+def ready(context_id: int) -> bool | None:
+    """Whether the container takes tasks, asked of its interpreter (a child of this one):
+    None if this interpreter knows no such context, False if it cannot answer."""
+    context = _econtext.router.context_by_id(context_id, create=False) if _econtext else None
+    if context is None:
+        return None
+    try:
+        return bool(context.call(readiness.accepts_tasks))
+    except mitogen.core.Error:
+        return False
+
+
 class HostService(mitogen.service.Service):
     """Leader lookups and container interpreter starts, on the pool's threads."""
 
     @mitogen.service.expose(mitogen.service.AllowParents())
-    def leader(self, name: str, argv: list, nonce: str, timeout: float) -> dict:
-        return leader(name, argv, nonce, timeout)
+    def leader(self, name: str, argv: list, nonce: str, timeout: float, expect: list | None = None,
+               context_id: int | None = None) -> dict:
+        """The leader (leader()); when it is the cached one the multiplexer `expect`s, with the
+        readiness answer of that instance's interpreter `context_id` ("ready")."""
+        found = leader(name, argv, nonce, timeout)
+        if found.get("cached") and context_id is not None and list(found["leader"]) == list(expect or ()):
+            found["ready"] = ready(context_id)
+        return found
 
     @mitogen.service.expose(mitogen.service.AllowParents())
     def connect(self, name: str | None, connection_method: str, kwargs: dict) -> dict:

@@ -42,6 +42,10 @@ class NspawnService(mitogen.service.Service):
         self._contexts = contexts  # ansible_mitogen's ContextService of this multiplexer
         self._prepared: set[t.Any] = set()  # host contexts whose HostService pool is sized
         self._become = becomelife.BecomeInterpreters(contexts)  # they end as under stock Ansible
+        # (host stack, machine) -> (leader, the container's own interpreter) of its last task:
+        # the host asks that interpreter whether the container takes tasks in the same call
+        # that checks the cached leader (one SSH round trip per task, not two).
+        self._known: dict[tuple[str, str], tuple[tuple, t.Any]] = {}
 
     def _host(self, host_stack: list) -> tuple[t.Any, dict]:
         dct = self._contexts.get(stack=host_stack)
@@ -63,11 +67,12 @@ class NspawnService(mitogen.service.Service):
         """
         spec = NspawnTarget(**target)
         leader, cached, host = None, False, None
+        key = (repr(host_stack), spec.container or "")
         if not spec.is_directory:
             host, dct = self._host(host_stack)
             if host is None:
                 return {"msg": dct["msg"], "stack": host_stack}
-            found = self._leader(host, spec, host_stack)
+            found = self._leader(host, spec, host_stack, self._known.get(key))
             if "leader" not in found:
                 return found
             leader, cached = found["leader"], found["cached"]
@@ -85,7 +90,9 @@ class NspawnService(mitogen.service.Service):
         if spec.is_directory:
             self._host(host_stack)  # sizes the host's pool before the tree's hop uses it
         result.update(self._contexts.get(stack=stack))
-        if cached and not result["msg"] and not _accepts_tasks(result["context"]):
+        own = result.get("via") if extra_hops else result.get("context")  # the container's root interpreter
+        ready = found.get("ready") if cached and found.get("asked") is own else None
+        if cached and not result["msg"] and not (_accepts_tasks(own) if ready is None else ready):
             # A reboot or poweroff has begun (or the instance is still booting): ask the host
             # again without its cache; its lookup waits until the machine runs and is booted.
             host.call(hostside.forget, spec.container)
@@ -99,20 +106,32 @@ class NspawnService(mitogen.service.Service):
                 stack = stack_for(found["leader"])
                 result = {"stack": stack, "leader": found["leader"], "cached": False, "msg": None}
                 result.update(self._contexts.get(stack=stack))
+        if not result["msg"] and not spec.is_directory:
+            own = result.get("via") if extra_hops else result.get("context")
+            self._known[key] = (tuple(result["leader"]), own)
         _set_up_once(result, become=bool(extra_hops))
         return result
 
     @staticmethod
-    def _leader(host: t.Any, spec: NspawnTarget, host_stack: list) -> dict:
-        """{"leader", "cached"} from the host's cache or lookup; else {"msg"} or {"lookup"}."""
+    def _leader(host: t.Any, spec: NspawnTarget, host_stack: list, known: tuple | None = None) -> dict:
+        """{"leader", "cached"} from the host's cache or lookup; else {"msg"} or {"lookup"}.
+
+        With `known` (the leader and the container's interpreter of the last task), a cached
+        leader that is still that one comes with that interpreter's answer, "ready", and the
+        interpreter asked, "asked"."""
+        ask = {}
+        if known is not None and getattr(known[1], "context_id", None) is not None:
+            ask = {"expect": list(known[0]), "context_id": known[1].context_id}
         try:
             found = host.call_service(HOST_SERVICE, "leader", name=spec.container,
                                       argv=enter.lookup_argv(spec), nonce=enter.RUN_NONCE,
-                                      timeout=spec.boot_timeout + LOOKUP_SLACK)
+                                      timeout=spec.boot_timeout + LOOKUP_SLACK, **ask)
         except mitogen.core.ChannelError as e:
             return {"msg": f"lost the connection to host {spec.host}: {e}", "stack": host_stack}
         if "error" in found:
             return {"lookup": found["error"], "stack": host_stack}
+        if ask and found.get("ready") is not None:
+            found["asked"] = known[1]
         return found
 
 

@@ -58,3 +58,19 @@ def test_the_host_interpreter_and_the_helper_agree_on_the_shutdown_signals():
     import re
     found = re.search(r"^SHUTDOWN_SIGNALS=(0x[0-9a-f]+)$", enter.host_helper(), re.M)
     assert found and int(found.group(1), 16) == hostside.SHUTDOWN_SIGNALS
+
+
+def test_the_host_asks_the_expected_interpreter_only_for_the_expected_cached_leader(monkeypatch):
+    me = os.getpid()
+    alive = (me, hostside._start_time(me), "systemd-nspawn@web.service", "/usr/bin")
+    hostside._leaders["web"] = alive
+    asked = []
+    monkeypatch.setattr(hostside, "ready", lambda context_id: asked.append(context_id) or True)
+    service = hostside.HostService.__new__(hostside.HostService)
+    found = service.leader("web", ["false"], "n1", 5, expect=list(alive), context_id=7)
+    assert found == {"leader": alive, "cached": True, "ready": True} and asked == [7]
+    other = [me, 1, "systemd-nspawn@web.service", "/usr/bin"]  # another instance's leader
+    assert "ready" not in service.leader("web", ["false"], "n1", 5, expect=other, context_id=7)
+    assert "ready" not in service.leader("web", ["false"], "n1", 5)
+    assert asked == [7]
+    hostside._leaders.pop("web", None)

@@ -24,8 +24,11 @@ PYTHON = ["/usr/bin/python3"]
 class FakeContext:
     """A context: records plain calls; a container's interpreter answers whether it takes tasks."""
 
+    ids = iter(range(100, 10_000))
+
     def __init__(self, name: str, ready: bool = True) -> None:
         self.name, self.ready, self.calls = name, ready, []
+        self.context_id = next(FakeContext.ids)
 
     def call(self, fn, *args):
         self.calls.append(fn.__name__)
@@ -149,3 +152,47 @@ def test_a_become_hop_comes_after_the_container_and_is_set_up_too():
     assert res["stack"] == [*HOST_STACK, hop(LEADER), sudo]
     container = res["via"]  # the become user's interpreter is started by the container's
     assert container is not res["context"] and "setup" in container.calls and "setup" in res["context"].calls
+
+
+def test_a_known_interpreter_is_asked_by_the_host_in_the_same_call_as_the_cached_leader():
+    """One round trip to the host per task: the host checks its cached leader and, when it is
+    the one of the last task, asks that task's interpreter whether the container takes tasks."""
+    host = FakeHost({"leader": LEADER, "cached": False}, {"leader": LEADER, "cached": True, "ready": True})
+    svc, _ = service(host)
+    first = get(svc)
+    assert "expect" not in host.lookups[0]  # nothing known yet
+    first["context"].calls.clear()
+    second = get(svc)
+    asked = host.lookups[1]
+    assert asked["expect"] == list(LEADER) and asked["context_id"] == first["context"].context_id
+    assert second["context"] is first["context"] and "accepts_tasks" not in second["context"].calls
+    assert "forget" not in host.calls
+
+
+def test_a_not_ready_answer_through_the_host_looks_the_leader_up_again():
+    host = FakeHost({"leader": LEADER, "cached": False}, {"leader": LEADER, "cached": True, "ready": False},
+                    {"leader": RESTARTED, "cached": False})
+    svc, contexts = service(host)
+    first = get(svc)
+    res = get(svc)
+    assert "forget" in host.calls and res["leader"] == RESTARTED and res["context"] is not first["context"]
+    assert contexts.put_back == [first["context"]]
+
+
+def test_without_the_hosts_answer_the_multiplexer_asks_the_interpreter_itself():
+    """A host that knows no such interpreter (None) or a leader not the expected one."""
+    host = FakeHost({"leader": LEADER, "cached": False}, {"leader": LEADER, "cached": True, "ready": None})
+    svc, _ = service(host)
+    first = get(svc)
+    first["context"].calls.clear()
+    get(svc)
+    assert first["context"].calls.count("accepts_tasks") == 1
+
+
+def test_with_become_the_containers_own_interpreter_is_the_one_asked():
+    become = {"method": "sudo", "kwargs": {"username": "app"}}
+    host = FakeHost({"leader": LEADER, "cached": False}, {"leader": LEADER, "cached": True, "ready": True})
+    svc, _ = service(host)
+    first = get(svc, extra_hops=[become])
+    get(svc, extra_hops=[become])
+    assert host.lookups[1]["context_id"] == first["via"].context_id != first["context"].context_id
