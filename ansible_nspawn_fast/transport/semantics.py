@@ -26,6 +26,11 @@ upstream targets in tests/upstream that show it):
   A module an action starts asynchronously in a task that is not async (gather_facts running
   several fact modules in parallel) is started the same way; the action polls it through the
   interpreter.
+- Async tasks on the other connections ansible_mitogen takes over (`local`, so `delegate_to:
+  localhost` and the controller's own plays, `ssh`, ...) run with ansible-core's plugin of the
+  same name and its action code too: ansible_mitogen's runner gives them its job ids and result
+  types, and ends a job at exactly `async` seconds, where async_wrapper checks every 5 s and
+  lets it run up to about 5 s longer (`sleep 5` with `async: 6` failed on a loaded machine).
 """
 from __future__ import annotations
 
@@ -67,6 +72,10 @@ _DISCOVERY_MODES = frozenset({"auto", "auto_legacy", "auto_silent", "auto_legacy
 # polling, follow it there).
 _per_command: weakref.WeakKeyDictionary[t.Any, t.Any] = weakref.WeakKeyDictionary()
 _routed: weakref.WeakKeyDictionary[t.Any, str] = weakref.WeakKeyDictionary()
+# What TaskExecutor set each of ansible_mitogen's connections up with (set_options' arguments):
+# ansible-core's plugin that stands in for it is set up the same way.
+_option_sources: weakref.WeakKeyDictionary[t.Any, tuple[tuple[t.Any, ...], dict[str, t.Any]]] = \
+    weakref.WeakKeyDictionary()
 _lock = threading.Lock()  # tasks may run on threads of ansible-playbook
 
 
@@ -111,15 +120,50 @@ def _option(plugin: t.Any, name: str) -> t.Any:
         return None
 
 
-def _per_command_connection(connection: nspawn_connection.Connection, reason: str) -> t.Any:
-    """The plugin's own connection for this task (same options, same become plugin), made once."""
+def _per_command_connection(connection: t.Any, reason: str) -> t.Any:
+    """The plugin's own connection for this task (same options, same become plugin), made once;
+    for another of ansible_mitogen's connections, ansible-core's plugin it stands in for."""
     with _lock:
         plain = _per_command.get(connection)
         if plain is None:
-            display.vvv(f"NSPAWN: {reason}: runs through the per-command nspawn connection, with "
-                        "ansible-core's action code", host=connection._play_context.remote_addr)
-            plain = _per_command[connection] = connection._plain_connection()
+            if isinstance(connection, nspawn_connection.Connection):
+                display.vvv(f"NSPAWN: {reason}: runs through the per-command nspawn connection, with "
+                            "ansible-core's action code", host=connection._play_context.remote_addr)
+                plain = connection._plain_connection()
+            else:
+                display.vvv(f"NSPAWN: {reason}: runs through ansible-core's {connection.transport} "
+                            "connection and action code", host=connection._play_context.remote_addr)
+                plain = _core_connection(connection)
+            _per_command[connection] = plain
     return plain
+
+
+def _takes_core_plugins(connection: t.Any) -> bool:
+    """One of ansible_mitogen's own connections (mitogen_local, mitogen_ssh, ...), not ours."""
+    return (isinstance(connection, ansible_mitogen.connection.Connection)
+            and not isinstance(connection, nspawn_connection.Connection)
+            and connection.transport in ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS
+            and connection in _option_sources)
+
+
+def _core_connection(connection: t.Any) -> t.Any:
+    """ansible-core's plugin of the transport an ansible_mitogen connection stands in for,
+    with the same play context, options, shell (remote_tmp, async_dir) and become plugin."""
+    core = ansible_mitogen.loaders.connection_loader__get_with_context(
+        connection.transport, connection._play_context, shell=connection._shell).object
+    args, kwargs = _option_sources[connection]
+    core.set_options(*args, **kwargs)
+    if connection.become is not None:
+        core.set_become_plugin(connection.become)
+    return core
+
+
+def _recording_set_options(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    def set_options(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        _option_sources[self] = (args, kwargs)
+        return original(self, *args, **kwargs)
+    set_options.nspawn_fast = True  # type: ignore[attr-defined]
+    return set_options
 
 
 def task_ended(connection: nspawn_connection.Connection) -> None:
@@ -148,6 +192,8 @@ def _with_mixin(name: str, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]) ->
 def _action_loader(mitogen_wrapper: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     def get_with_context(name: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
         connection = kwargs.get("connection")
+        if _takes_core_plugins(connection):
+            return _other_connection_action(mitogen_wrapper, name, args, kwargs)
         if not isinstance(connection, nspawn_connection.Connection):
             return mitogen_wrapper(name, *args, **kwargs)
         routed = _routed.get(connection)
@@ -163,6 +209,21 @@ def _action_loader(mitogen_wrapper: t.Callable[..., t.Any]) -> t.Callable[..., t
             return _with_mixin(name, args, kwargs)
         return mitogen_wrapper(name, *args, **kwargs)
     return get_with_context
+
+
+def _other_connection_action(mitogen_wrapper: t.Callable[..., t.Any], name: str,
+                             args: tuple[t.Any, ...], kwargs: dict[str, t.Any]) -> t.Any:
+    """An async task on another of ansible_mitogen's connections (and its polling, which
+    follows it): ansible-core's connection plugin and action. Anything else: ansible_mitogen."""
+    connection = kwargs["connection"]
+    task = kwargs.get("task")
+    reason = _routed.get(connection)
+    if reason is None and task is not None and getattr(task, "async_val", 0):
+        reason = _routed[connection] = "an async task (ansible-core's async_wrapper starts and reports it)"
+    if reason is None:
+        return mitogen_wrapper(name, *args, **kwargs)
+    kwargs["connection"] = _per_command_connection(connection, reason)
+    return ansible_mitogen.loaders.action_loader__get_with_context(name, *args, **kwargs)
 
 
 def _ends_become_interpreters_first(action: t.Any, connection: nspawn_connection.Connection) -> None:
@@ -223,7 +284,7 @@ def _execute_module(original: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
 
     def execute_module(self: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         connection = self._connection
-        if (not isinstance(connection, nspawn_connection.Connection)
+        if (not (isinstance(connection, nspawn_connection.Connection) or _takes_core_plugins(connection))
                 or not signature.bind(self, *args, **kwargs).arguments.get("wrap_async")):
             return original(self, *args, **kwargs)
         reason = f"the {self._task.action} action starts a module asynchronously"
@@ -264,6 +325,9 @@ def install() -> t.Callable[[], None]:
     rewrite = planner._rewrite_interpreter
     mixin = ansible_mitogen.mixins.ActionModuleMixin
     execute = mixin._execute_module
+    mitogen_connection = ansible_mitogen.connection.Connection
+    set_options = mitogen_connection.set_options
+    own_set_options = "set_options" in vars(mitogen_connection)
     if getattr(rewrite, "nspawn_fast", False):  # nested strategy runs: installed already
         return lambda: None
     # ansible_mitogen's StrategyMixin.run installs these module globals as the loaders' methods.
@@ -271,10 +335,15 @@ def install() -> t.Callable[[], None]:
     ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _connection_loader(connection_wrapper)
     planner._rewrite_interpreter = _rewrite_interpreter(rewrite)
     mixin._execute_module = _execute_module(execute)
+    mitogen_connection.set_options = _recording_set_options(set_options)
 
     def undo() -> None:
         ansible_mitogen.strategy.wrap_action_loader__get_with_context = action_wrapper
         ansible_mitogen.strategy.wrap_connection_loader__get_with_context = connection_wrapper
         planner._rewrite_interpreter = rewrite
         mixin._execute_module = execute
+        if own_set_options:
+            mitogen_connection.set_options = set_options
+        else:
+            del mitogen_connection.set_options
     return undo

@@ -145,3 +145,38 @@ def test_a_become_interpreter_ends_before_the_next_task_as_another_user(lab, tmp
 """)
     proc = run_ansible(lab, play, env={"ANSIBLE_STRATEGY": "nspawn_linear"})
     assert proc.returncode == 0 and recap(proc.output)[guest]["failed"] == 0, proc.output[-4000:]
+
+
+def test_an_async_task_on_the_controller_runs_as_ansible_core_runs_it(lab, tmp_path):
+    """An async task on another connection ansible_mitogen takes over (here `local`) starts with
+    ansible-core's async_wrapper, as under stock linear: its job id, and its time limit checked
+    every 5 s (ansible_mitogen's runner ended the upstream `async` target's `sleep 5` with
+    `async: 6` under load), not ansible_mitogen's runner; so do the fact modules gather_facts
+    starts in parallel (with ansible_mitogen's runner: `'results_file'`)."""
+    play = tmp_path / "play.yml"
+    play.write_text("""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: async on the controller
+      ansible.builtin.command: "true"
+      async: 20
+      poll: 1
+      register: job
+    - name: facts in parallel on the controller
+      ansible.builtin.gather_facts:
+        parallel: true
+        gather_subset: [min]
+        gather_timeout: 120
+      vars:
+        ansible_facts_modules: [ansible.builtin.setup, ansible.builtin.setup]
+    - ansible.builtin.assert:
+        that:
+          - job.ansible_job_id is match('j\\d+\\.\\d+')
+          - job.started is true and job.finished is true
+          - ansible_facts.hostname is defined
+""")
+    proc = run_ansible(lab, str(play), "-vvv", env={"ANSIBLE_STRATEGY": "nspawn_linear"})
+    assert proc.returncode == 0 and recap(proc.output)["localhost"]["failed"] == 0, proc.output[-4000:]
+    assert "an async task (ansible-core's async_wrapper starts and reports it): runs through " \
+           "ansible-core's local connection" in proc.output

@@ -49,3 +49,27 @@ def test_async_tasks_take_the_per_command_path_and_others_do_not():
     assert "async" in semantics.plugin_path_reason(types.SimpleNamespace(async_val=10), None)
     assert semantics.plugin_path_reason(types.SimpleNamespace(async_val=0), None) is None
     assert semantics.plugin_path_reason(None, become("sudo", ansible_become_user="app")) is None
+
+
+def test_ansible_core_stands_in_for_mitogens_local_connection_with_its_settings():
+    """An async task on mitogen_local gets ansible-core's `local` plugin, set up as TaskExecutor
+    set up mitogen_local (its options, its shell: remote_tmp, async_dir); the hook goes with
+    the strategy."""
+    import ansible_mitogen.connection
+    from ansible.playbook.play_context import PlayContext
+    from ansible_mitogen.plugins.connection import mitogen_local
+    from ansible.plugins.connection.local import Connection as CoreLocal
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader()
+    undo = semantics.install()
+    try:
+        connection = mitogen_local.Connection(PlayContext(), None)
+        connection.set_options(var_options={"ansible_pipelining": True})
+        assert semantics._takes_core_plugins(connection)
+        core = semantics._core_connection(connection)
+        assert isinstance(core, CoreLocal) and core._shell is connection._shell
+        assert core.get_option("pipelining") is True
+    finally:
+        undo()
+    assert "set_options" not in vars(ansible_mitogen.connection.Connection)
