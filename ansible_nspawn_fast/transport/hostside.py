@@ -123,12 +123,7 @@ def ready(context_id: int) -> bool | None:
     """Whether the container takes tasks, asked of its interpreter (a child of this one):
     None if this interpreter knows no such context, False if it cannot answer."""
     context = _econtext.router.context_by_id(context_id, create=False) if _econtext else None
-    if context is None:
-        return None
-    try:
-        return bool(context.call(readiness.accepts_tasks))
-    except mitogen.core.Error:
-        return False
+    return None if context is None else readiness.ask(context)
 
 
 class HostService(mitogen.service.Service):

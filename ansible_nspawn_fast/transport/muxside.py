@@ -90,9 +90,9 @@ class NspawnService(mitogen.service.Service):
         if spec.is_directory:
             self._host(host_stack)  # sizes the host's pool before the tree's hop uses it
         result.update(self._contexts.get(stack=stack))
-        own = result.get("via") if extra_hops else result.get("context")  # the container's root interpreter
+        own = _container_interpreter(result, extra_hops)
         ready = found.get("ready") if cached and found.get("asked") is own else None
-        if cached and not result["msg"] and not (_accepts_tasks(own) if ready is None else ready):
+        if cached and not result["msg"] and not (readiness.ask(own) if ready is None else ready):
             # A reboot or poweroff has begun (or the instance is still booting): ask the host
             # again without its cache; its lookup waits until the machine runs and is booted.
             host.call(hostside.forget, spec.container)
@@ -107,8 +107,7 @@ class NspawnService(mitogen.service.Service):
                 result = {"stack": stack, "leader": found["leader"], "cached": False, "msg": None}
                 result.update(self._contexts.get(stack=stack))
         if not result["msg"] and not spec.is_directory:
-            own = result.get("via") if extra_hops else result.get("context")
-            self._known[key] = (tuple(result["leader"]), own)
+            self._known[key] = (tuple(result["leader"]), _container_interpreter(result, extra_hops))
         _set_up_once(result, become=bool(extra_hops))
         return result
 
@@ -155,12 +154,10 @@ def _set_up_once(result: dict, become: bool) -> None:
         mitogen.core.listen(context, "disconnect", functools.partial(_set_up.discard, context))
 
 
-def _accepts_tasks(context: t.Any) -> bool:
-    """Asked of the container's own interpreter (readiness.py); a dead one does not."""
-    try:
-        return bool(context.call(readiness.accepts_tasks))
-    except mitogen.core.Error:
-        return False
+def _container_interpreter(result: dict, extra_hops: list) -> t.Any:
+    """The container's own (root) interpreter of ContextService's answer: with a become hop
+    after it, the hop's `via`."""
+    return result.get("via") if extra_hops else result.get("context")
 
 
 def connect_via_host_pool(router: t.Any, via: t.Any = None, **kwargs: t.Any) -> t.Any:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import typing as t
+
+import mitogen.core
 
 PRIVATE_SOCKET = "/run/systemd/private"
 READY_STATES = ("running", "degraded", "maintenance")
@@ -29,6 +32,15 @@ def accepts_tasks() -> bool:
     try:
         return system_state() in READY_STATES
     except (OSError, ValueError, struct.error):
+        return False
+
+
+def ask(context: t.Any) -> bool:
+    """accepts_tasks(), asked of a container's interpreter by the multiplexer or the host:
+    an interpreter that is gone or fails to answer does not take tasks."""
+    try:
+        return bool(context.call(accepts_tasks))
+    except mitogen.core.Error:
         return False
 
 
