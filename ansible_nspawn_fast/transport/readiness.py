@@ -13,6 +13,7 @@ container's own tasks wait; every read is bounded in size and time.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -23,6 +24,10 @@ import mitogen.core
 PRIVATE_SOCKET = "/run/systemd/private"
 READY_STATES = ("running", "degraded", "maintenance")
 TIMEOUT = 2.0
+# Seconds the asking side waits for that answer. Its own D-Bus exchange is bounded by TIMEOUT,
+# but the container's root can stop or wedge the interpreter: the host's thread that asks
+# (hostside.ready) must not wait on it for ever.
+ASK_TIMEOUT = 10.0
 MAX_REPLY = 65536
 
 
@@ -37,10 +42,21 @@ def accepts_tasks() -> bool:
 
 def ask(context: t.Any) -> bool:
     """accepts_tasks(), asked of a container's interpreter by the multiplexer or the host:
-    an interpreter that is gone or fails to answer does not take tasks."""
+    an interpreter that is gone, fails or does not answer within ASK_TIMEOUT does not take
+    tasks (the caller then looks the leader up again, uncached)."""
     try:
-        return bool(context.call(accepts_tasks))
+        answer = context.call_async(accepts_tasks)
     except mitogen.core.Error:
+        return False
+    try:
+        return bool(answer.get(timeout=ASK_TIMEOUT).unpickle())
+    except mitogen.core.TimeoutError:
+        # A late answer has nowhere to go. (A receiver that got its one answer has removed
+        # its handle already: it is closed only here, and a race with that is harmless.)
+        with contextlib.suppress(KeyError):
+            answer.close()
+        return False
+    except mitogen.core.Error:  # ChannelError (gone), CallError (failed)
         return False
 
 

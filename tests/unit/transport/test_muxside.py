@@ -34,6 +34,12 @@ class FakeContext:
         self.calls.append(fn.__name__)
         return self.ready if fn.__name__ == "accepts_tasks" else None
 
+    def call_async(self, fn, *args):
+        """readiness.ask's form of call(): a receiver of the one answer."""
+        value = self.call(fn, *args)
+        message = type("Message", (), {"unpickle": lambda _self: value})()
+        return type("Receiver", (), {"get": lambda _self, timeout=None: message, "close": lambda _self: None})()
+
 
 class FakeHost(FakeContext):
     """The host's interpreter: its HostService finds `leaders` in turn (dicts as it answers)."""

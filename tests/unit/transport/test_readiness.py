@@ -3,6 +3,9 @@ leader: a container whose init is not systemd (no /run/systemd/system: an --as-p
 container, a script as PID 1) has nothing to ask and takes tasks; systemd's answer decides
 otherwise, and an answer that cannot be had means "not now"."""
 import os
+import types
+
+import mitogen.core
 
 import pytest
 
@@ -40,3 +43,31 @@ def test_systemd_inside_decides(systemd_init, state, ready):
 def test_systemd_that_does_not_answer_is_not_ready(systemd_init, error):
     systemd_init(True, error=error)
     assert readiness.accepts_tasks() is False
+
+
+class _Answer:
+    """A receiver of one call's answer: `get` returns `result` or raises it."""
+
+    def __init__(self, result):
+        self.result, self.timeout, self.closed = result, None, False
+
+    def get(self, timeout=None):
+        self.timeout = timeout
+        if isinstance(self.result, Exception):
+            raise self.result
+        return types.SimpleNamespace(unpickle=lambda: self.result)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("result, expected, closed", [
+    (True, True, False), (False, False, False),  # answered: the receiver removed its handle itself
+    (mitogen.core.TimeoutError("no answer"), False, True),  # a stopped or wedged interpreter
+    (mitogen.core.ChannelError("gone"), False, False),
+])
+def test_a_parent_asks_within_a_bound_and_gives_up_on_no_answer(result, expected, closed):
+    answer = _Answer(result)
+    context = types.SimpleNamespace(call_async=lambda fn: answer if fn is readiness.accepts_tasks else None)
+    assert readiness.ask(context) is expected
+    assert answer.timeout == readiness.ASK_TIMEOUT and answer.closed is closed
